@@ -1,0 +1,230 @@
+"""Stage 1, `kind: files`: a folder of saved posts (owns PyYAML front matter and decoding).
+
+Reads `.md .markdown .html .htm .txt` files recursively, in both seed shapes (Hexo: leading
+blank line, block lists; Jekyll: `layout: post`, flow lists, `<!--epoch-ms-->`, a repeated
+`[title](url)` heading) and the variants real archives hold: UTF-8 BOM, CRLF, GBK/GB18030/Big5
+(detected), leading blank lines. A file that is not a post raises `ParseError` with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml._yaml import CParser
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from aggregator.errors import ParseError, SourceError
+from aggregator.normalise.html import looks_like_html
+from aggregator.normalise.text import clean_line
+from aggregator.types import FileStat, PostDraft
+
+POST_SUFFIXES = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
+HTML_SUFFIXES = frozenset({".html", ".htm"})
+MAX_FILE_BYTES = 32 * 1024 * 1024
+_FENCE = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.M)
+_EPOCH_COMMENT = re.compile(r"\s*<!--\s*(\d{10,13})\s*-->[ \t]*\n?")
+_HEADING = re.compile(r"\s*\[(?P<title>[^\n]+)\]\((?P<url>[^\s)]+)\)[ \t]*\n[-=]{3,}[ \t]*(?:\n|$)")
+
+
+def scan(root: Path) -> list[FileStat]:
+    """Every post file under `root`, sorted by relative path (hidden files and folders skipped).
+
+    Raises SourceError when `root` is missing or not a folder.
+    """
+    if not root.is_dir():
+        reason = "does not exist" if not root.exists() else "is not a folder"
+        raise SourceError(f"{root}: input folder {reason}")
+    found: list[FileStat] = []
+    stack = [(str(root), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            raise SourceError(f"{folder}: cannot list folder ({exc.strerror})") from None
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, prefix + name + "/"))
+                    continue
+                if os.path.splitext(name)[1].lower() not in POST_SUFFIXES:
+                    continue
+                st = entry.stat()
+            except OSError:
+                continue  # vanished while we looked, or a dangling link
+            found.append(
+                FileStat(
+                    locator=prefix + name,
+                    path=entry.path,
+                    signature=f"{st.st_mtime_ns}:{st.st_size}",
+                    mtime_ns=st.st_mtime_ns,
+                )
+            )
+    found.sort(key=lambda f: f.locator)
+    return found
+
+
+def read_post(file: FileStat) -> PostDraft:
+    """Read and split one post. Raises ParseError when the file is not a post."""
+    try:
+        with open(file.path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ParseError(f"cannot read file ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ParseError(f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+    text, warnings = decode(data)
+    return split_post(text, file, warnings)
+
+
+def decode(data: bytes) -> tuple[str, list[str]]:
+    """Bytes to text: UTF-8 (with or without BOM), else the encoding detected (GBK, Big5…)."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ParseError("binary file, not a post")
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes  # only for the rare file that is not UTF-8
+
+    best = from_bytes(data).best()
+    if best is None or best.encoding is None:
+        raise ParseError("not text in any encoding we can detect")
+    encoding = best.encoding
+    text = str(best)
+    if encoding in ("utf_16", "utf_32") and text.startswith("\ufeff"):
+        text = text[1:]
+    return text, [f"decoded as {encoding}"]
+
+
+def split_post(text: str, file: FileStat, warnings: list[str] | None = None) -> PostDraft:
+    """Split a post's text into front matter and body (see module docstring)."""
+    warnings = list(warnings or [])
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("---", start) or text[start + 3 : start + 4] not in ("\n", " ", "\t"):
+        raise ParseError("no front matter (a post starts with a `---` line)")
+    first_nl = text.find("\n", start)
+    fence = _FENCE.search(text, first_nl + 1) if first_nl >= 0 else None
+    if fence is None:
+        raise ParseError("front matter is not closed by a `---` line")
+    meta = load_front_matter(text[first_nl + 1 : fence.start()])
+    body = text[fence.end() + 1 :]
+
+    epoch_ms = None
+    found = _EPOCH_COMMENT.match(body)
+    if found:
+        digits = found.group(1)
+        epoch_ms = int(digits) * (1000 if len(digits) == 10 else 1)
+        body = body[found.end() :]
+    heading_url = None
+    heading = _HEADING.match(body)
+    title = meta.get("title")
+    if (
+        heading
+        and isinstance(title, str)
+        and clean_line(heading.group("title")).casefold() == clean_line(title).casefold()
+    ):
+        heading_url = heading.group("url")
+        body = body[heading.end() :]
+    body = body.strip("\n")
+    suffix = os.path.splitext(file.locator)[1].lower()
+    is_html = suffix in HTML_SUFFIXES or looks_like_html(body)
+    return PostDraft(
+        file=file,
+        meta=meta,
+        body=body,
+        body_format="html" if is_html else "markdown",
+        epoch_ms=epoch_ms,
+        heading_url=heading_url,
+        warnings=tuple(warnings),
+    )
+
+
+# ---- front matter -------------------------------------------------------------------------
+#
+# Front matter is parsed by libyaml (PyYAML's C parser) into a node tree, and the tree is turned
+# into plain strings, lists and dicts here rather than by PyYAML's constructor, for two reasons:
+# 1. Post fields must keep the text that was written: `title: NO` is the title "NO", not False;
+#    `title: 2024` is "2024"; `tags: [2024]` is the tag "2024". Dates are read by
+#    `normalise.dates`, which knows the input's time zone. YAML's type guessing only gets in
+#    the way (it is what `yaml.BaseLoader` does too).
+# 2. Speed: PyYAML's Python-level resolver and constructor take two thirds of the load time;
+#    this walk makes front matter about 3x faster to read (2.2 s instead of 6-7 s for 100k posts).
+
+_STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+_NODE_TAGS = {ScalarNode: _STR, SequenceNode: _SEQ, MappingNode: _MAP}
+_MAX_DEPTH = 32
+
+
+class _NodeParser(CParser):
+    """libyaml's parser, composing nodes without resolving implicit types."""
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        return _NODE_TAGS[kind]
+
+    def descend_resolver(self, parent: Any, index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+
+def _plain(node: Node, depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        raise ParseError("front matter nests too deeply (or refers to itself)")
+    cls = node.__class__
+    if cls is ScalarNode:
+        return node.value
+    if cls is SequenceNode:
+        return [_plain(item, depth + 1) for item in node.value]
+    result: dict[Any, Any] = {}
+    for k, v in node.value:
+        key = _plain(k, depth + 1)
+        result[key if isinstance(key, str) else str(key)] = _plain(v, depth + 1)
+    return result
+
+
+def load_front_matter(text: str) -> dict[str, Any]:
+    """YAML front matter as a dict of strings, lists and dicts. Raises ParseError."""
+    parser = _NodeParser(text)
+    try:
+        node = parser.get_single_node()
+    except yaml.YAMLError as exc:
+        raise ParseError(f"malformed YAML front matter ({_yaml_problem(exc)})") from None
+    finally:
+        parser.dispose()
+    if node is None:
+        return {}
+    if node.__class__ is not MappingNode:
+        raise ParseError("front matter is not a mapping of `key: value` lines")
+    result = _plain(node)
+    assert isinstance(result, dict)
+    return result
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        # +2: the front matter starts on the line after the opening `---`.
+        return f"{exc.problem} at line {exc.problem_mark.line + 2}"
+    return " ".join(str(exc).split())
+
+
+def read_all(files: list[FileStat]) -> Iterator[PostDraft | ParseError]:
+    """`read_post` over many files, yielding the error in place of a file that failed."""
+    for file in files:
+        try:
+            yield read_post(file)
+        except ParseError as exc:
+            yield exc

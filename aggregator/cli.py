@@ -1,0 +1,184 @@
+"""The `aggregator` command. Each command parses its arguments, calls one library function,
+prints, and maps the outcome to an exit code:
+
+    0  everything ran (files that are not posts are reported, not failures)
+    1  an input as a whole failed (folder missing), or the database or output is unusable
+    2  bad configuration or usage
+
+A user's mistake is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import click
+
+from aggregator import __version__
+from aggregator.errors import AggregatorError, ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def fail(exc: AggregatorError) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+
+
+def load_config(ctx: click.Context) -> Any:
+    from aggregator import config
+
+    try:
+        return config.load(ctx.obj["config"])
+    except ConfigError as exc:
+        fail(exc)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="AGGREGATOR_CONFIG",
+    default="config.yaml",
+    show_default=True,
+    help="Configuration file (also $AGGREGATOR_CONFIG).",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="aggregator")
+@click.pass_context
+def main(ctx: click.Context, config_path: str) -> None:
+    """Gather news from archived posts and feeds into one deduplicated store, and publish it
+    as Atom, RSS and JSON feeds per source, per tag and for everything."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config_path
+
+
+@main.command()
+@click.option(
+    "--only", "only", multiple=True, metavar="NAME", help="Run only this input (repeatable)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes for reading posts (default: one per core).",
+)
+@click.pass_context
+def sync(ctx: click.Context, only: tuple[str, ...], workers: int | None) -> None:
+    """Read every input, update the store, and publish the feeds."""
+    from aggregator import sync as sync_module
+    from aggregator.report import ConsoleReporter, print_summary
+
+    config = load_config(ctx)
+    names = {i.display_name for i in config.inputs}
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        click.echo(
+            f"error: --only {unknown[0]}: no input has that name "
+            f"(inputs: {', '.join(sorted(names)) or 'none'})",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
+    reporter = ConsoleReporter()
+    try:
+        with reporter:
+            report = sync_module.sync(config, only=only, reporter=reporter, workers=workers)
+    except AggregatorError as exc:
+        fail(exc)
+    print_summary(report, config, reporter)
+    sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.pass_context
+def feeds(ctx: click.Context, as_json: bool) -> None:
+    """List every published feed: kind, name, entries, last update, files and URLs."""
+    from aggregator.publish import MANIFEST, read_manifest
+    from aggregator.publish.plan import feed_ref, sort_key
+
+    config = load_config(ctx)
+    manifest = read_manifest(config.output_dir)
+    listing: list[dict[str, Any]] = []
+    for key, entry in manifest.get("feeds", {}).items():
+        ref = feed_ref(key, entry["name"])
+        listing.append(
+            {
+                "kind": ref.kind,
+                "name": ref.name,
+                "entries": entry["entries"],
+                "updated": entry["updated"],
+                "files": {fmt: str(config.output_dir / rel) for fmt, rel in entry["files"].items()},
+                "urls": {fmt: ref.url(config.site.base_url, fmt) for fmt in entry["files"]},
+                "_order": sort_key(ref),
+            }
+        )
+    listing.sort(key=lambda item: item.pop("_order"))
+    if as_json:
+        click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
+        return
+    if not listing:
+        click.echo(
+            f"No feeds published yet in {config.output_dir} (no {MANIFEST}); "
+            "run `aggregator sync`.",
+            err=True,
+        )
+        return
+    from aggregator.report import print_feeds
+
+    print_feeds(listing)
+
+
+@main.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the configuration file and say what it configures."""
+    config = load_config(ctx)
+    click.echo(f"{ctx.obj['config']}: ok")
+    from aggregator.store import describe_url
+
+    click.echo(f"  database: {describe_url(config.database_url)}")
+    click.echo(f"  output:   {config.output_dir}")
+    click.echo(f"  site:     {config.site.title} <{config.site.base_url}>")
+    for inp in config.inputs:
+        state = "" if inp.enabled else " (disabled)"
+        where = config.resolve(inp.path)
+        exists = "" if where.is_dir() else "  [folder not found]"
+        click.echo(f"  input {inp.display_name}: {inp.kind} {where}{state}{exists}")
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create the database schema, or bring it to the newest version."""
+    from aggregator.store import Store, describe_url
+
+    config = load_config(ctx.find_root())
+    try:
+        store = Store.open(config.database_url)
+        revision = store.schema_revision()
+        store.close()
+    except AggregatorError as exc:
+        fail(exc)
+    click.echo(f"{describe_url(config.database_url)}: schema at revision {revision}")
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Entry point for tests: run the CLI in-process and return its exit code."""
+    try:
+        main.main(args=list(argv or []), prog_name="aggregator", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,223 @@
+"""The configuration file: `config.yaml`, validated into frozen models.
+
+The file is found from `--config PATH`, else the `AGGREGATOR_CONFIG` variable, else `config.yaml`
+in the working directory. Relative paths in it (the database file, the output folder, input
+folders) are relative to the folder holding the config file, so a config works from any working
+directory. Unknown keys and wrong types are refused with the key path named
+(`inputs[0].path: field required`).
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from aggregator.errors import ConfigError
+
+DEFAULT_CONFIG = "config.yaml"
+CONFIG_ENV = "AGGREGATOR_CONFIG"
+
+FeedFormat = Literal["atom", "rss", "json"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(_Model):
+    title: str = "Aggregator"
+    """Title of the everything feed and of index.html; per-source and per-tag feeds add to it."""
+    base_url: str = "http://127.0.0.1:8000/"
+    """Absolute URL the output folder is served under; feed self links and ids are built on it."""
+    description: str = "Articles gathered and deduplicated by aggregator"
+    language: str | None = None
+    """Default language of entries (BCP 47, for example `zh`), when neither input nor post says."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+
+class Feeds(_Model):
+    entries: Annotated[int, Field(ge=1, le=10_000)] = 50
+    """Entries in each published feed, newest first."""
+    formats: tuple[FeedFormat, ...] = ("atom", "rss", "json")
+    summary_length: Annotated[int, Field(ge=0, le=10_000)] = 280
+    """Characters of plain text in each entry's summary."""
+
+    @field_validator("formats")
+    @classmethod
+    def _not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one format")
+        return tuple(dict.fromkeys(value))
+
+
+class Identity(_Model):
+    tracking_params: tuple[str, ...] = ()
+    """Query parameters dropped from URLs besides the built-in list (utm_*, fbclid, gclid, spm…)."""
+    host_aliases: dict[str, str] = Field(default_factory=dict)
+    """Hosts that serve the same articles: `zaobao.com.sg: zaobao.com`."""
+
+
+class FilesInput(_Model):
+    kind: Literal["files"]
+    path: str
+    """Folder of posts, read recursively."""
+    name: str | None = None
+    """Name shown in reports and used by `sync --only`; defaults to the folder name."""
+    source: str | None = None
+    """Source (publisher) of every post here; else each post's `author`, else its URL's host."""
+    tags: tuple[str, ...] = ()
+    """Tags added to every post here."""
+    timezone: str = "UTC"
+    """Zone for dates written without one (`2022-07-10 09:30:00`)."""
+    language: str | None = None
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def display_name(self) -> str:
+        return self.name or Path(self.path).name or self.path
+
+
+Input = Annotated[FilesInput, Field(discriminator="kind")]
+
+
+class Config(_Model):
+    database: str = "sqlite:///aggregator.db"
+    """SQLAlchemy URL. A relative SQLite path is relative to this file's folder."""
+    output: str = "public"
+    """Folder the feeds, index.html and feeds.opml are written to."""
+    site: Site = Field(default_factory=Site)
+    feeds: Feeds = Field(default_factory=Feeds)
+    identity: Identity = Field(default_factory=Identity)
+    inputs: tuple[Input, ...] = ()
+
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    """Folder of the config file (set by `load`, not by the file)."""
+
+    def resolve(self, path: str) -> Path:
+        """A path from the file, made absolute against the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def output_dir(self) -> Path:
+        return self.resolve(self.output)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path anchored at the config file's folder."""
+        prefix = "sqlite:///"
+        url = self.database
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:" and not rest.startswith(":memory:"):
+                return prefix + str(self.resolve(rest))
+        return url
+
+    @field_validator("inputs")
+    @classmethod
+    def _unique_names(cls, value: tuple[FilesInput, ...]) -> tuple[FilesInput, ...]:
+        seen: set[str] = set()
+        for item in value:
+            name = item.display_name
+            if name in seen:
+                raise ValueError(f"two inputs are named {name!r}; give one a distinct `name`")
+            seen.add(name)
+        return value
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Which file to read: the argument, else $AGGREGATOR_CONFIG, else ./config.yaml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else Path(DEFAULT_CONFIG)
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file; every problem is a ConfigError naming file and key."""
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read config file ({exc})") from None
+    try:
+        data = yaml.load(text, Loader=yaml.CSafeLoader) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML ({_one_line(exc)})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{file}: the top level must be a mapping of keys")
+    return parse(data, base_dir=file.resolve().parent, origin=str(file))
+
+
+def parse(data: Mapping[str, Any], *, base_dir: Path, origin: str = "config") -> Config:
+    """Validate an already-loaded mapping (used by `load` and by tests)."""
+    if "base_dir" in data:
+        raise ConfigError(f"{origin}: base_dir: unknown key")
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(f"{origin}: {_key_path(err['loc'])}: {_message(err)}{tail}") from None
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    previous: int | str | None = None
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif isinstance(previous, int) and item in ("files",):
+            pass  # pydantic names the chosen `kind` branch; the user never wrote it
+        else:
+            parts.append(("." if parts else "") + str(item))
+        previous = item
+    return "".join(parts) or "(top level)"
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        return "`kind` must be one of: files"
+    msg = str(err["msg"])
+    return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,162 @@
+"""Stage 2: loose drafts from the adapters become strict, normalised versions (pure).
+
+`normalise_post` takes what the files adapter read and the input's settings and returns a
+`Version`: dates read and converted to UTC, tags and source normalised, the body rendered and
+sanitised, the identity key and body hash computed. It raises `ParseError` when a file is not a
+post (no title); the caller reports it and goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import zoneinfo
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from aggregator.errors import ParseError
+from aggregator.normalise import dates, html, identity, text, urls
+from aggregator.types import PostDraft, Tag, Version
+
+IMAGE_KEYS = ("headimg", "thumbnail", "cover", "image")
+TAG_KEYS = ("tags", "categories", "category", "tag")
+_EMPTY = frozenset({"", "~", "null", "Null", "NULL"})
+_FILE_DATE = re.compile(r"(?:^|/)(\d{4}-\d{2}-\d{2})-[^/]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class PostSettings:
+    """What an input's configuration says about how to read its posts."""
+
+    source: str | None = None
+    tags: tuple[str, ...] = ()
+    timezone: str = "UTC"
+    language: str | None = None
+    summary_length: int = 280
+    rules: urls.UrlRules = urls.DEFAULT_RULES
+
+    @property
+    def tz(self) -> tzinfo:
+        return UTC if self.timezone == "UTC" else zoneinfo.ZoneInfo(self.timezone)
+
+
+def _scalar(value: Any) -> str | None:
+    """A front matter value as one string, or None when empty or not a single value."""
+    if isinstance(value, str):
+        return None if value.strip() in _EMPTY else value.strip()
+    return None
+
+
+def flatten_names(value: Any) -> Iterator[str]:
+    """Tag names from a string, a list, or Hexo's nested lists (each name becomes a tag)."""
+    if isinstance(value, str):
+        if value.strip() not in _EMPTY:
+            yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from flatten_names(item)
+
+
+def merge_tags(names: Iterable[str]) -> tuple[Tag, ...]:
+    """Normalised (key, display) pairs, first spelling kept, duplicates dropped, order kept."""
+    seen: dict[str, str] = {}
+    for name in names:
+        display = text.display_name(name)
+        if display:
+            seen.setdefault(display.casefold(), display)
+    return tuple(seen.items())
+
+
+def _date(meta: Any, keys: tuple[str, ...], tz: tzinfo, warnings: list[str]) -> datetime | None:
+    for key in keys:
+        raw = meta.get(key)
+        if raw is None or (isinstance(raw, str) and raw.strip() in _EMPTY):
+            continue
+        try:
+            return dates.parse_date(raw, tz)
+        except ValueError as exc:
+            warnings.append(f"`{key}` ignored: {exc}")
+    return None
+
+
+def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
+    """A post read from a file, as a normalised version (see module docstring)."""
+    meta = draft.meta
+    warnings = list(draft.warnings)
+    title = text.clean_line(_scalar(meta.get("title")) or "")
+    if not title:
+        raise ParseError("no title in front matter")
+    tz = settings.tz
+
+    raw_link = _scalar(meta.get("from")) or _scalar(meta.get("link")) or draft.heading_url
+    link = urls.clean_url(raw_link, settings.rules) if raw_link else None
+    if raw_link and link is None:
+        warnings.append(f"original URL ignored (not an absolute http(s) URL): {raw_link!r}")
+
+    published = _date(meta, ("date", "published", "pubDate"), tz, warnings)
+    if published is None and draft.epoch_ms is not None:
+        published = dates.from_epoch_ms(draft.epoch_ms)
+    if published is None:
+        found = _FILE_DATE.search(draft.file.locator)
+        if found:
+            with contextlib.suppress(ValueError):
+                published = dates.parse_date(found.group(1), tz)
+    declared_updated = _date(meta, ("updated", "modified", "lastmod"), tz, warnings)
+
+    author = _scalar(meta.get("author"))
+    author = text.clean_line(author) if author else None
+    source_name = text.display_name(
+        settings.source or author or (urls.host_of(link) if link else None) or "unknown"
+    )
+    source_key = source_name.casefold()
+
+    names: list[str] = []
+    for key in TAG_KEYS:
+        names.extend(flatten_names(meta.get(key)))
+    names.extend(settings.tags)
+    tags = merge_tags(names)
+
+    image = next((v for v in (_scalar(meta.get(k)) for k in IMAGE_KEYS) if v), None)
+    if image:
+        image = urls.clean_url(image if "://" in image or not link else _join(link, image))
+    language = (
+        _scalar(meta.get("lang")) or _scalar(meta.get("language")) or settings.language or None
+    )
+
+    body = draft.body if draft.body_format == "html" else html.render_markdown(draft.body)
+    content = html.sanitise(body, link)
+    summary = _scalar(meta.get("description")) or _scalar(meta.get("excerpt"))
+    summary = (
+        html.summarise(html.sanitise(summary, link), settings.summary_length)
+        if summary
+        else html.summarise(content, settings.summary_length)
+    )
+    url_key = urls.url_key(link, settings.rules) if link else None
+    return Version(
+        locator=draft.file.locator,
+        signature=draft.file.signature,
+        identity_key=identity.identity_key(url_key, source_key, title, published),
+        title=title,
+        link=link,
+        published=published,
+        declared_updated=declared_updated,
+        author=author,
+        source_key=source_key,
+        source_name=source_name,
+        tags=tags,
+        image=image,
+        language=text.clean_line(language) if language else None,
+        content=content,
+        summary=summary,
+        body_hash=identity.body_hash(title, link, content),
+        mtime_ns=draft.file.mtime_ns,
+        warnings=tuple(warnings),
+    )
+
+
+def _join(base: str, relative: str) -> str:
+    from urllib.parse import urljoin
+
+    return urljoin(base, relative)

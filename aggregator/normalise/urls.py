@@ -1,0 +1,107 @@
+"""URL cleaning and the canonical form used as an article's identity (pure functions).
+
+Two URLs name the same article when they differ only in: scheme case or http/https, host case,
+a default port, a trailing dot on the host, the fragment, tracking parameters, the order of
+query parameters, percent-escape case, or a configured host alias.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+# Query parameters that only track the reader. `utm_` is a prefix; the rest are exact names.
+TRACKING_PREFIXES = ("utm_",)
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+        "mc_cid", "mc_eid", "spm", "scm", "_ga", "_gl", "ref_src", "share_source", "vd_source",
+        "wt_mc", "wt.mc_id", "mkt_tok", "oly_anon_id", "oly_enc_id", "__twitter_impression",
+    }
+)  # fmt: skip
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# Characters left as they are in a path: reserved ones keep their meaning, `%` keeps escapes.
+_PATH_SAFE = "/:@!$&'()*+,;=~%"
+
+
+@dataclass(frozen=True, slots=True)
+class UrlRules:
+    """Site-specific knowledge for canonical URLs, from the `identity` config section."""
+
+    tracking_params: frozenset[str] = frozenset()
+    host_aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, tracking: Iterable[str] = (), aliases: Mapping[str, str] | None = None):
+        return cls(
+            frozenset(p.lower() for p in tracking),
+            {k.lower().rstrip("."): v.lower().rstrip(".") for k, v in (aliases or {}).items()},
+        )
+
+
+DEFAULT_RULES = UrlRules()
+
+
+def _fix_escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group()[1:], 16))
+    return char if char in _UNRESERVED else match.group().upper()
+
+
+def _is_tracking(name: str, rules: UrlRules) -> bool:
+    low = name.lower()
+    return (
+        low.startswith(TRACKING_PREFIXES) or low in TRACKING_PARAMS or low in rules.tracking_params
+    )
+
+
+def clean_url(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
+    """The URL to publish: normalised, tracking parameters and fragment dropped, scheme kept.
+
+    None when `url` is not an absolute http(s) URL.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    host = rules.host_aliases.get(host, host)
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    path = _ESCAPE.sub(_fix_escape, quote(parts.path or "/", safe=_PATH_SAFE))
+    pairs = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not _is_tracking(k, rules)
+    ]
+    pairs.sort()
+    query = urlencode(pairs, quote_via=quote)
+    return urlunsplit((scheme, host, path, query, ""))
+
+
+def url_key(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
+    """The canonical form used as identity: `clean_url` without the scheme (http = https)."""
+    cleaned = clean_url(url, rules)
+    if cleaned is None:
+        return None
+    return cleaned.split("://", 1)[1]
+
+
+def host_of(url: str) -> str | None:
+    """The host name of an http(s) URL, without `www.`, for naming a source."""
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return host[4:] if host.startswith("www.") else host

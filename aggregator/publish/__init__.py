@@ -1,0 +1,229 @@
+"""Stage 5: publish the store as feeds, `index.html` and `feeds.opml` (owns feedgen).
+
+Publishing is a pure function of the store: rendering is deterministic and files are written
+atomically (temporary file, then rename) and only when their bytes change, so a second run with
+nothing changed writes nothing and every HTTP validator stays valid.
+
+Work is skipped where the store says nothing changed: the store keeps, per feed, the revision
+of the last change to its entries, and the output folder keeps a manifest of the revisions it
+was rendered from. Only feeds whose revision moved (or whose files are missing, or whose
+settings changed) are rendered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aggregator import __version__
+from aggregator.config import Config
+from aggregator.errors import PublishError
+from aggregator.normalise.dates import iso
+from aggregator.publish.plan import FeedRef, feed_ref, sort_key
+from aggregator.publish.render import RENDERERS, FeedMeta
+from aggregator.publish.site import Listed, render_index, render_opml
+from aggregator.store import Store
+
+MANIFEST = ".aggregator-manifest.json"
+INDEX = "index.html"
+OPML = "feeds.opml"
+
+
+@dataclass
+class PublishResult:
+    written: list[str] = field(default_factory=list)
+    """Files whose bytes changed (relative paths)."""
+    removed: list[str] = field(default_factory=list)
+    rendered: int = 0
+    """Feeds rendered (a rendered feed whose bytes did not change is not written)."""
+    feeds: list[Listed] = field(default_factory=list)
+
+
+def config_fingerprint(config: Config) -> str:
+    """Everything besides the store that changes published bytes."""
+    settings = {
+        "version": __version__,
+        "site": config.site.model_dump(),
+        "feeds": config.feeds.model_dump(mode="json"),
+    }
+    blob = json.dumps(settings, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def read_manifest(output: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((output / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` atomically unless the file already holds exactly these bytes."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise PublishError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise PublishError(f"{path}: cannot write ({exc.strerror})") from None
+    return True
+
+
+def feed_meta(config: Config, ref: FeedRef) -> FeedMeta:
+    site = config.site
+    if ref.kind == "all":
+        title, description = site.title, site.description
+    elif ref.kind == "source":
+        title = f"{ref.name} · {site.title}"
+        description = f"Articles from {ref.name}"
+    else:
+        title = f"#{ref.name} · {site.title}"
+        description = f"Articles tagged {ref.name}"
+    return FeedMeta(
+        title=title,
+        description=description,
+        home_url=site.base_url,
+        self_urls={fmt: ref.url(site.base_url, fmt) for fmt in config.feeds.formats},
+        language=site.language,
+    )
+
+
+def publish(
+    store: Store,
+    config: Config,
+    *,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> PublishResult:
+    """Bring the output folder up to date with the store (see module docstring)."""
+    output = config.output_dir
+    formats = config.feeds.formats
+    fingerprint = config_fingerprint(config)
+    manifest = {} if force else read_manifest(output)
+    same_settings = manifest.get("settings") == fingerprint
+    old_feeds: dict[str, Any] = manifest.get("feeds", {}) if same_settings else {}
+    # Read revisions before any data: a change committed while we render is then seen as
+    # newer than what we rendered, and picked up by the next run.
+    store_revision = store.revision()
+    revisions = store.feed_revisions()
+    result = PublishResult()
+
+    def present(entry: dict[str, Any]) -> bool:
+        return all((output / p).is_file() for p in entry.get("files", {}).values())
+
+    if (
+        same_settings
+        and manifest.get("store_revision") == store_revision
+        and all(present(e) for e in old_feeds.values())
+        and all((output / name).is_file() for name in (INDEX, OPML))
+    ):
+        result.feeds = sorted(
+            (_listed_from_manifest(k, v) for k, v in old_feeds.items()),
+            key=lambda f: sort_key(f.ref),
+        )
+        return result
+
+    counts = store.feed_counts()
+    counts.setdefault("all", ("", 0))
+    new_manifest: dict[str, Any] = {}
+    total = len(counts)
+    for done, (key, (name, entries)) in enumerate(sorted(counts.items()), start=1):
+        ref = feed_ref(key, config.site.title if key == "all" else name)
+        previous = old_feeds.get(key)
+        revision = revisions.get(key, 0)
+        if (
+            previous is not None
+            and previous.get("revision") == revision
+            and previous.get("name") == ref.name
+            and previous.get("entries") == entries
+            and present(previous)
+        ):
+            new_manifest[key] = previous
+        else:
+            new_manifest[key] = _render_feed(store, config, ref, revision, entries, result)
+        if progress:
+            progress(done, total)
+
+    for key, entry in old_feeds.items():
+        if key in new_manifest:
+            continue
+        for rel in entry.get("files", {}).values():
+            path = output / rel
+            if path.is_file() and rel not in {
+                p for e in new_manifest.values() for p in e["files"].values()
+            }:
+                path.unlink()
+                result.removed.append(rel)
+
+    listed = sorted(
+        (_listed_from_manifest(k, v) for k, v in new_manifest.items()),
+        key=lambda f: sort_key(f.ref),
+    )
+    site = config.site
+    for name, data in (
+        (INDEX, render_index(site.title, site.description, site.base_url, formats, listed)),
+        (OPML, render_opml(site.title, site.base_url, formats, listed)),
+    ):
+        if write_if_changed(output / name, data):
+            result.written.append(name)
+    blob = json.dumps(
+        {"settings": fingerprint, "store_revision": store_revision, "feeds": new_manifest},
+        ensure_ascii=False, sort_keys=True,
+        indent=1,
+    ).encode("utf-8")  # fmt: skip
+    write_if_changed(output / MANIFEST, blob)
+    result.feeds = listed
+    return result
+
+
+def _render_feed(
+    store: Store, config: Config, ref: FeedRef, revision: int, entries: int, result: PublishResult
+) -> dict[str, Any]:
+    items = store.feed_items(ref.key, config.feeds.entries)
+    meta = feed_meta(config, ref)
+    files: dict[str, str] = {}
+    for fmt in config.feeds.formats:
+        rel = ref.path(fmt)
+        files[fmt] = rel
+        if write_if_changed(config.output_dir / rel, RENDERERS[fmt](meta, items)):
+            result.written.append(rel)
+    result.rendered += 1
+    return {
+        "kind": ref.kind,
+        "name": ref.name,
+        "title": meta.title,
+        "revision": revision,
+        "entries": entries,
+        "updated": iso(meta.updated(items)),
+        "files": files,
+    }
+
+
+def _listed_from_manifest(key: str, entry: dict[str, Any]) -> Listed:
+    return Listed(
+        ref=feed_ref(key, entry["name"]),
+        title=entry["title"],
+        entries=entry["entries"],
+        updated=datetime.fromisoformat(entry["updated"].replace("Z", "+00:00")),
+    )

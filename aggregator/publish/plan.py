@@ -1,0 +1,73 @@
+"""Which feeds exist, where their files go and which URLs serve them (pure functions).
+
+Layout of the output folder:
+
+    index.html  feeds.opml
+    all.atom  all.rss  all.json
+    source/<slug>.atom …        one feed per source
+    tag/<slug>.atom …           one feed per tag
+
+A slug is the normalised name itself whenever that is a safe file name (`联合早报`, `covid-19`),
+so URLs stay readable and stable; a name that had to be changed to be safe (spaces, slashes,
+very long names) gets a short hash of the name appended, so two names never share a file.
+URLs percent-encode the UTF-8 path, which makes CJK names valid URIs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote
+
+FORMAT_SUFFIX = {"atom": ".atom", "rss": ".rss", "json": ".json"}
+MEDIA_TYPE = {
+    "atom": "application/atom+xml",
+    "rss": "application/rss+xml",
+    "json": "application/feed+json",
+}
+FOLDER = {"source": "source", "tag": "tag"}
+MAX_SLUG = 60
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\%?#<>:\"|*\s]+")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRef:
+    """Where one feed lives: its key, kind, display name and relative file stem."""
+
+    key: str
+    kind: Literal["all", "source", "tag"]
+    name: str
+    stem: str
+    """Path without suffix, relative to the output folder (`tag/联合早报`)."""
+
+    def path(self, fmt: str) -> str:
+        return self.stem + FORMAT_SUFFIX[fmt]
+
+    def url(self, base_url: str, fmt: str) -> str:
+        return base_url + quote(self.path(fmt), safe="/")
+
+
+def slug(key: str) -> str:
+    """A safe, stable file name stem for a normalised name (see module docstring)."""
+    safe = _UNSAFE.sub("-", key).strip("-.")
+    if safe == key and 0 < len(safe) <= MAX_SLUG:
+        return safe
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=3).hexdigest()
+    return f"{safe[:MAX_SLUG].rstrip('-.')}-{digest}" if safe else digest
+
+
+def feed_ref(key: str, name: str) -> FeedRef:
+    """The reference of the feed with store key `all`, `source:<key>` or `tag:<key>`."""
+    if key == "all":
+        return FeedRef(key, "all", name, "all")
+    kind, _, rest = key.partition(":")
+    if kind not in FOLDER:
+        raise ValueError(f"unknown feed key {key!r}")
+    return FeedRef(key, kind, name, f"{FOLDER[kind]}/{slug(rest)}")  # type: ignore[arg-type]
+
+
+def sort_key(ref: FeedRef) -> tuple[int, str]:
+    """Order of feeds in listings: everything first, then sources, then tags, by name."""
+    return ({"all": 0, "source": 1, "tag": 2}[ref.kind], ref.name.casefold())

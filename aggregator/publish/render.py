@@ -1,0 +1,182 @@
+"""Rendering one feed to bytes: Atom 1.0 and RSS 2.0 with feedgen, JSON Feed 1.1 (pure).
+
+Output depends only on its arguments: the same feed and items give the same bytes, so HTTP
+validators and feed readers see nothing new when nothing changed. Dates come from the entries
+(feed `updated` = newest entry), never from the clock.
+
+feedgen quirks handled here (PITFALLS.md): entries are appended in order (its default prepends);
+dates are always set explicitly (its default is "now"); one FeedGenerator per format; Atom entry
+links lose `rel`, `type` and `length` in feedgen 1.0, so enclosures, media thumbnails and
+`xml:lang` are added by a small extension instead.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
+
+from aggregator import __version__
+from aggregator.normalise.dates import iso
+from aggregator.types import FeedItem
+
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+GENERATOR = ("aggregator", __version__)
+EMPTY_FEED_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMeta:
+    """What a feed says about itself."""
+
+    title: str
+    description: str
+    home_url: str
+    """The human-readable page for the feed (the site's index.html)."""
+    self_urls: dict[str, str]
+    """format -> absolute URL of this feed in that format."""
+    language: str | None
+
+    def updated(self, items: list[FeedItem]) -> datetime:
+        return max((i.updated for i in items), default=EMPTY_FEED_DATE)
+
+
+def image_type(url: str) -> str:
+    guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
+    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
+
+
+class _Namespaces(BaseExtension):
+    def extend_ns(self) -> dict[str, str]:
+        return {"media": MEDIA_NS}
+
+    def extend_atom(self, feed: object) -> object:
+        return feed
+
+    def extend_rss(self, feed: object) -> object:
+        return feed
+
+
+class _Extras(BaseEntryExtension):
+    """Per-entry additions feedgen cannot express correctly on its own."""
+
+    item: FeedItem | None = None
+
+    def extend_atom(self, entry: Any) -> Any:
+        item = self.item
+        if item is None:
+            return entry
+        if item.language:
+            entry.set(XML_LANG, item.language)
+        if item.image:
+            xml_elem(
+                f"{{{ATOM_NS}}}link" if entry.tag.startswith("{") else "link",
+                entry,
+                rel="enclosure",
+                href=item.image,
+                type=image_type(item.image),
+                length="0",
+            )
+            xml_elem(f"{{{MEDIA_NS}}}thumbnail", entry, url=item.image)
+        return entry
+
+    def extend_rss(self, entry: Any) -> Any:
+        item = self.item
+        if item is not None and item.image:
+            xml_elem(f"{{{MEDIA_NS}}}thumbnail", entry, url=item.image)
+        return entry
+
+
+def _generator(meta: FeedMeta, items: list[FeedItem], fmt: str) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.register_extension("agg", _Namespaces, _Extras)
+    self_url = meta.self_urls[fmt]
+    fg.id(self_url)
+    fg.title(meta.title)
+    fg.subtitle(meta.description)
+    fg.link(href=self_url, rel="self")
+    fg.link(href=meta.home_url, rel="alternate")  # last: RSS <link> is the last link added
+    fg.generator(*GENERATOR, uri="https://pypi.org/project/aggregator/")
+    if meta.language:
+        fg.language(meta.language)
+    updated = meta.updated(items)
+    fg.updated(updated)
+    fg.lastBuildDate(updated)
+    for item in items:
+        fe = fg.add_entry(order="append")
+        fe.id(item.entry_id)
+        fe.title(item.title)
+        if item.link:
+            fe.link(href=item.link, rel="alternate")
+        fe.published(item.published)
+        fe.updated(item.updated)
+        fe.author(name=item.author or item.source_name)
+        for category in item.categories:
+            fe.category(term=category)
+        if fmt == "atom":
+            fe.content(item.content, type="html")
+            if item.summary:
+                fe.summary(item.summary)
+        else:
+            fe.description(item.summary or item.title)
+            fe.content(item.content, type="html")
+            fe.guid(item.entry_id, permalink=False)
+            if item.image:
+                fe.enclosure(item.image, "0", image_type(item.image))
+        fe.agg.item = item
+    return fg
+
+
+def render_atom(meta: FeedMeta, items: list[FeedItem]) -> bytes:
+    return bytes(_generator(meta, items, "atom").atom_str(pretty=True, encoding="UTF-8"))
+
+
+def render_rss(meta: FeedMeta, items: list[FeedItem]) -> bytes:
+    return bytes(_generator(meta, items, "rss").rss_str(pretty=True, encoding="UTF-8"))
+
+
+def render_json(meta: FeedMeta, items: list[FeedItem]) -> bytes:
+    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1). No library writes it well; it is a
+    plain JSON document, so it is built here."""
+    feed: dict[str, object] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": meta.title,
+        "home_page_url": meta.home_url,
+        "feed_url": meta.self_urls["json"],
+        "description": meta.description,
+    }
+    if meta.language:
+        feed["language"] = meta.language
+    feed["items"] = [_json_item(item) for item in items]
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _json_item(item: FeedItem) -> dict[str, object]:
+    out: dict[str, object] = {"id": item.entry_id}
+    if item.link:
+        out["url"] = item.link
+    out["title"] = item.title
+    out["content_html"] = item.content
+    if item.summary:
+        out["summary"] = item.summary
+    if item.image:
+        out["image"] = item.image
+    out["date_published"] = iso(item.published)
+    out["date_modified"] = iso(item.updated)
+    out["authors"] = [{"name": item.author or item.source_name}]
+    if item.categories:
+        out["tags"] = list(item.categories)
+    if item.language:
+        out["language"] = item.language
+    return out
+
+
+RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json}

@@ -1,0 +1,129 @@
+"""What `aggregator` prints: a progress bar and a summary table on a terminal (rich), plain
+lines otherwise. Skipped files and warnings are one line each on stderr with path and reason."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aggregator.config import Config
+from aggregator.sync import SyncReport
+
+
+class ConsoleReporter:
+    """Progress for `sync`: a rich bar on a terminal, nothing but problems otherwise."""
+
+    def __init__(self) -> None:
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.tty = self.err.is_terminal
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.problems = 0
+
+    def __enter__(self) -> ConsoleReporter:
+        if self.tty:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.err,
+                transient=True,
+            )
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress:
+            self.progress.stop()
+
+    def input_started(self, name: str, to_read: int) -> None:
+        if self.progress:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(f"reading {name}", total=to_read)
+
+    def advance(self, n: int) -> None:
+        if self.progress and self.task is not None:
+            self.progress.advance(self.task, n)
+
+    def _line(self, text: str) -> None:
+        self.problems += 1
+        if self.progress:
+            self.progress.console.print(text, markup=False)
+        else:
+            print(text, file=sys.stderr)
+
+    def skipped(self, path: str, reason: str) -> None:
+        self._line(f"skipped {path}: {reason}")
+
+    def warning(self, path: str, message: str) -> None:
+        self._line(f"warning {path}: {message}")
+
+    def publishing(self, done: int, total: int) -> None:
+        if self.progress:
+            if self.task is not None and done == 1:
+                self.progress.remove_task(self.task)
+                self.task = self.progress.add_task("publishing", total=total)
+            if self.task is not None:
+                self.progress.update(self.task, completed=done)
+
+
+def _reasons(skipped: list[Any]) -> str:
+    counts = Counter(s.reason.split(" (")[0] for s in skipped)
+    return "; ".join(f"{n}× {reason}" for reason, n in counts.most_common(3))
+
+
+def print_summary(report: SyncReport, config: Config, reporter: ConsoleReporter) -> None:
+    published = report.published
+    written = len(published.written) if published else 0
+    feeds = len(published.feeds) if published else 0
+    if reporter.tty:
+        table = Table(title="aggregator sync", title_justify="left")
+        for col in ("input", "new", "updated", "unchanged", "removed", "skipped"):
+            table.add_column(col, justify="left" if col == "input" else "right")
+        table.add_column("notes")
+        for i in report.inputs:
+            table.add_row(
+                i.name, str(i.new), str(i.updated), str(i.unchanged), str(i.removed),
+                str(len(i.skipped)), i.error or _reasons(i.skipped),
+            )  # fmt: skip
+        reporter.out.print(table)
+    for i in report.inputs:
+        if i.error:
+            print(f"error: input {i.name}: {i.error}", file=sys.stderr)
+        elif not reporter.tty:
+            line = (
+                f"{i.name}: {i.new} new, {i.updated} updated, {i.unchanged} unchanged, "
+                f"{i.removed} removed, {len(i.skipped)} skipped"
+            )
+            if i.skipped:
+                line += f" ({_reasons(i.skipped)})"
+            print(line)
+    print(
+        f"entries: {report.entries_total} in store ({report.entries_new} new, "
+        f"{report.entries_updated} updated, {report.entries_removed} removed)"
+    )
+    print(f"published: {feeds} feeds in {config.output_dir}, {written} files written")
+
+
+def print_feeds(listing: list[dict[str, Any]]) -> None:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        for f in listing:
+            url = f["urls"].get("atom") or next(iter(f["urls"].values()))
+            print(f"{f['kind']}\t{f['name']}\t{f['entries']}\t{f['updated']}\t{url}")
+        return
+    table = Table()
+    for col in ("kind", "name", "entries", "updated", "url"):
+        table.add_column(col, justify="right" if col == "entries" else "left")
+    for f in listing:
+        url = f["urls"].get("atom") or next(iter(f["urls"].values()))
+        table.add_row(f["kind"], f["name"], str(f["entries"]), f["updated"], url)
+    console.print(table)

@@ -1,0 +1,174 @@
+"""The database schema (SQLAlchemy 2.x). Alembic revisions in `migrations/` build exactly this;
+a test checks that `upgrade head` matches these models. The schema only grows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# The head revision of `migrations/`; the store checks it before using a database (a test keeps
+# it equal to Alembic's head).
+SCHEMA_REVISION = "0001"
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on every backend.
+
+    SQLite has no time zones and hands back naive values; PostgreSQL's timestamptz would read a
+    naive value in the session's zone. Values are stored as UTC and returned aware in UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class InputRow(Base):
+    """One configured input and its fetch state (kept here, not in memory)."""
+
+    __tablename__ = "inputs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    location: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str | None] = mapped_column(String(40))
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class VersionRow(Base):
+    """One input's copy of an article (a file, later a feed item or an origin page)."""
+
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("input_id", "locator"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    input_id: Mapped[int] = mapped_column(ForeignKey("inputs.id"))
+    locator: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(String(200))
+    identity_key: Mapped[str] = mapped_column(Text, index=True)
+    title: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text)
+    published: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    declared_updated: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    author: Mapped[str | None] = mapped_column(Text)
+    source_key: Mapped[str] = mapped_column(Text)
+    source_name: Mapped[str] = mapped_column(Text)
+    tags: Mapped[str] = mapped_column(Text)
+    """JSON list of [key, display] pairs."""
+    image: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(40))
+    content: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EntryRow(Base):
+    """One article, however many copies of it exist; its winning copy supplies the content."""
+
+    __tablename__ = "entries"
+    __table_args__ = (Index("ix_entries_published_entry_id", "published", "entry_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    identity_key: Mapped[str] = mapped_column(Text, unique=True)
+    entry_id: Mapped[str] = mapped_column(String(100), unique=True)
+    version_id: Mapped[int] = mapped_column(Integer, index=True)
+    source_key: Mapped[str] = mapped_column(Text)
+    source_name: Mapped[str] = mapped_column(Text)
+    published: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TagRow(Base):
+    __tablename__ = "tags"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    display: Mapped[str] = mapped_column(Text)
+    """The spelling first seen."""
+
+
+class SourceRow(Base):
+    __tablename__ = "sources"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    display: Mapped[str] = mapped_column(Text)
+
+
+class EntryTagRow(Base):
+    __tablename__ = "entry_tags"
+    __table_args__ = (Index("ix_entry_tags_tag_key_published", "tag_key", "published"),)
+    tag_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    published: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EntrySourceRow(Base):
+    __tablename__ = "entry_sources"
+    __table_args__ = (Index("ix_entry_sources_source_key_published", "source_key", "published"),)
+    source_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True, index=True)
+    published: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FeedStateRow(Base):
+    """The store revision at which each feed's entries last changed (drives republishing)."""
+
+    __tablename__ = "feed_state"
+    feed_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger)
+
+
+class CounterRow(Base):
+    """Named counters; `revision` goes up by one in every transaction that changes entries."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,288 @@
+"""One sync: run every input through the stages, then publish. The CLI and (later) the
+scheduler call this; it only calls the stages.
+
+    files adapter ─▶ normalise ─▶ store.put_versions ─▶ decide ─▶ store.apply ─▶ publish
+
+Reading and normalising posts is CPU-bound, so a large batch of changed files is spread over
+worker processes (one per core) while this process writes to the store. Results come back in
+file order, at most a few chunks ahead of the writer, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from aggregator.adapters import files as files_adapter
+from aggregator.config import Config, FilesInput
+from aggregator.decide import decide_entries
+from aggregator.errors import ParseError, SourceError
+from aggregator.normalise import PostSettings, normalise_post
+from aggregator.normalise.urls import UrlRules
+from aggregator.publish import PublishResult, publish
+from aggregator.store import Store
+from aggregator.types import EntryIntent, FileStat, Skipped, Version
+
+BATCH = 2000  # versions per store transaction
+CHUNK = 250  # files per task handed to a worker process
+PARALLEL_MIN = 1500  # below this many changed files, parse in this process
+
+
+class Reporter(Protocol):
+    """What a sync tells the person watching (the CLI draws it; tests record it)."""
+
+    def input_started(self, name: str, to_read: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def skipped(self, path: str, reason: str) -> None: ...
+    def warning(self, path: str, message: str) -> None: ...
+    def publishing(self, done: int, total: int) -> None: ...
+
+
+class QuietReporter:
+    def input_started(self, name: str, to_read: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def skipped(self, path: str, reason: str) -> None:
+        pass
+
+    def warning(self, path: str, message: str) -> None:
+        pass
+
+    def publishing(self, done: int, total: int) -> None:
+        pass
+
+
+@dataclass
+class InputReport:
+    """What happened to one input: its posts (files) and the entries they changed."""
+
+    name: str
+    kind: str
+    location: str
+    new: int = 0
+    """Posts not seen before."""
+    updated: int = 0
+    """Posts whose file changed since the last sync."""
+    unchanged: int = 0
+    removed: int = 0
+    """Posts whose file is gone."""
+    skipped: list[Skipped] = field(default_factory=list)
+    error: str | None = None
+    """Set when the input as a whole failed (folder missing…)."""
+
+
+@dataclass
+class SyncReport:
+    inputs: list[InputReport] = field(default_factory=list)
+    entries_new: int = 0
+    entries_updated: int = 0
+    entries_removed: int = 0
+    entries_total: int = 0
+    published: PublishResult | None = None
+
+    @property
+    def failed(self) -> list[InputReport]:
+        return [i for i in self.inputs if i.error]
+
+    def count(self, intents: Iterable[EntryIntent]) -> None:
+        for intent in intents:
+            if intent.action == "new":
+                self.entries_new += 1
+            elif intent.action == "updated":
+                self.entries_updated += 1
+            elif intent.action == "removed":
+                self.entries_removed += 1
+
+
+def post_settings(config: Config, inp: FilesInput) -> PostSettings:
+    return PostSettings(
+        source=inp.source,
+        tags=inp.tags,
+        timezone=inp.timezone,
+        language=inp.language or config.site.language,
+        summary_length=config.feeds.summary_length,
+        rules=UrlRules.make(config.identity.tracking_params, config.identity.host_aliases),
+    )
+
+
+def parse_file(file: FileStat, settings: PostSettings) -> Version | Skipped:
+    """Read and normalise one post; a file that is not a post becomes a Skipped."""
+    try:
+        return normalise_post(files_adapter.read_post(file), settings)
+    except ParseError as exc:
+        return Skipped(file.locator, str(exc))
+
+
+def parse_files(files: Sequence[FileStat], settings: PostSettings) -> list[Version | Skipped]:
+    return [parse_file(f, settings) for f in files]
+
+
+_worker_settings: PostSettings | None = None
+
+
+def _init_worker(settings: PostSettings) -> None:
+    global _worker_settings
+    _worker_settings = settings
+
+
+def _parse_chunk(files: Sequence[FileStat]) -> list[Version | Skipped]:
+    assert _worker_settings is not None
+    return parse_files(files, _worker_settings)
+
+
+def parsed(
+    files: Sequence[FileStat], settings: PostSettings, workers: int
+) -> Iterator[list[Version | Skipped]]:
+    """Parse files in order, in chunks; in worker processes when there are many."""
+    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
+    if workers <= 1 or len(files) < PARALLEL_MIN:
+        for chunk in chunks:
+            yield parse_files(chunk, settings)
+        return
+    window = 2 * workers + 1  # chunks in flight: enough to keep workers busy, bounded memory
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        pending: deque[Future[list[Version | Skipped]]] = deque()
+        todo = iter(chunks)
+        for chunk in todo:
+            pending.append(pool.submit(_parse_chunk, chunk))
+            if len(pending) >= window:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(_parse_chunk, nxt))
+            yield result
+
+
+def write_batch(
+    store: Store,
+    input_id: int,
+    versions: Sequence[Version],
+    delete_ids: Sequence[int],
+    old_keys: Iterable[str],
+    now: datetime,
+) -> list[EntryIntent]:
+    """Store copies and re-decide every entry they touch, in one transaction."""
+    keys = {v.identity_key for v in versions} | set(old_keys)
+    with store.transaction() as tx:
+        tx.put_versions(input_id, versions, now)
+        tx.delete_versions(delete_ids)
+        stored_versions, stored_entries = tx.decision_state(keys)
+        intents = decide_entries(keys, stored_versions, stored_entries, now)
+        tx.apply(intents, now)
+    return intents
+
+
+def display_path(root: Path, locator: str) -> str:
+    path = root / locator
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def run_files_input(
+    store: Store,
+    config: Config,
+    inp: FilesInput,
+    report: SyncReport,
+    reporter: Reporter,
+    now: datetime,
+    workers: int,
+) -> InputReport:
+    root = config.resolve(inp.path)
+    result = InputReport(inp.display_name, inp.kind, str(root))
+    input_id = store.ensure_input(inp.display_name, inp.kind, str(root), now)
+    try:
+        found = files_adapter.scan(root)
+    except SourceError as exc:
+        result.error = str(exc)
+        store.record_run(input_id, now=now, ok=False, error=result.error)
+        return result
+    known = store.known_files(input_id)
+    changed = [f for f in found if (k := known.get(f.locator)) is None or k[1] != f.signature]
+    present = {f.locator for f in found}
+    gone = [(loc, vid, key) for loc, (vid, _sig, key) in known.items() if loc not in present]
+    result.unchanged = len(found) - len(changed)
+    reporter.input_started(inp.display_name, len(changed))
+
+    settings = post_settings(config, inp)
+    batch: list[Version] = []
+
+    def flush() -> None:
+        old_keys = {known[v.locator][2] for v in batch if v.locator in known}
+        report.count(write_batch(store, input_id, batch, (), old_keys, now))
+        batch.clear()
+
+    for chunk in parsed(changed, settings, workers):
+        for item in chunk:
+            if isinstance(item, Skipped):
+                result.skipped.append(item)
+                reporter.skipped(display_path(root, item.locator), item.reason)
+                continue
+            for message in item.warnings:
+                reporter.warning(display_path(root, item.locator), message)
+            if item.locator in known:
+                result.updated += 1
+            else:
+                result.new += 1
+            batch.append(item)
+        reporter.advance(len(chunk))
+        if len(batch) >= BATCH:
+            flush()
+    if batch:
+        flush()
+    for i in range(0, len(gone), BATCH):
+        part = gone[i : i + BATCH]
+        intents = write_batch(
+            store, input_id, (), [vid for _, vid, _ in part], {key for *_, key in part}, now
+        )
+        report.count(intents)
+    result.removed = len(gone)
+    store.record_run(input_id, now=now, ok=True)
+    return result
+
+
+def sync(
+    config: Config,
+    *,
+    only: Sequence[str] = (),
+    reporter: Reporter | None = None,
+    now: datetime | None = None,
+    workers: int | None = None,
+    store: Store | None = None,
+) -> SyncReport:
+    """Run the enabled inputs (or those named in `only`), then publish.
+
+    Raises StoreError when the database cannot be used; a failing input is recorded in the
+    report and the others still run.
+    """
+    reporter = reporter or QuietReporter()
+    now = now or datetime.now(UTC)
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    report = SyncReport()
+    own_store = store is None
+    store = store or Store.open(config.database_url)
+    try:
+        for inp in config.inputs:
+            if not inp.enabled or (only and inp.display_name not in only):
+                continue
+            report.inputs.append(
+                run_files_input(store, config, inp, report, reporter, now, workers)
+            )
+        report.published = publish(store, config, progress=reporter.publishing)
+        report.entries_total = store.entry_count()
+    finally:
+        if own_store:
+            store.close()
+    return report

@@ -1,0 +1,179 @@
+"""The types that cross stage boundaries, named for the boundary they cross.
+
+    adapter ──PostDraft──▶ normalise ──Version──▶ store
+    store ──StoredVersion, StoredEntry──▶ decide ──EntryIntent──▶ store
+    store ──FeedItem──▶ publish
+
+All are frozen: a stage hands data on and never sees it change behind its back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Tag = tuple[str, str]
+"""(key, display): the key is the normalised form used for matching, display as first seen."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """A post file found on disk, before it is read."""
+
+    locator: str
+    """Path relative to the input folder, with `/` separators: the file's name in the store."""
+    path: str
+    """Absolute path to read."""
+    signature: str
+    """`mtime_ns:size`; a file whose signature is unchanged is not read again."""
+    mtime_ns: int
+    """Last modification, used only to rank otherwise equal copies of one article."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostDraft:
+    """What the files adapter read from one post: front matter as found, body split off."""
+
+    file: FileStat
+    meta: Mapping[str, Any]
+    """Front matter: strings, lists and mappings exactly as written (no YAML type guessing)."""
+    body: str
+    """The post body with the epoch comment and the repeated `[title](url)` heading removed."""
+    body_format: Literal["html", "markdown"]
+    epoch_ms: int | None = None
+    """Milliseconds since 1970 from a leading `<!--1657206240000-->` comment."""
+    heading_url: str | None = None
+    """URL of the `[title](url)` heading line that repeated the title."""
+    warnings: tuple[str, ...] = ()
+    """Things a person may want to know that did not stop the post being read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One input's copy of an article, normalised: what the store keeps per file or feed item."""
+
+    locator: str
+    """Where in its input this copy lives (a relative path)."""
+    signature: str
+    """Changes whenever the underlying file or item does."""
+    identity_key: str
+    """Which article this is (see `normalise.identity.identity_key`)."""
+    title: str
+    link: str | None
+    """The original article's URL, tracking parameters removed."""
+    published: datetime | None
+    """Aware UTC; None when no date could be found anywhere."""
+    declared_updated: datetime | None
+    """The post's own `updated` date, aware UTC."""
+    author: str | None
+    source_key: str
+    source_name: str
+    tags: tuple[Tag, ...]
+    image: str | None
+    """Lead image URL (`headimg`, `thumbnail`, `cover`, `image`)."""
+    language: str | None
+    content: str
+    """Sanitised HTML with absolute URLs where the original URL is known."""
+    summary: str
+    """Plain text, at most the configured length."""
+    body_hash: str
+    """Hash of the normalised title, link and content (see `identity.body_hash`)."""
+    mtime_ns: int
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file that is not a post: reported with its location and the reason, never fatal."""
+
+    locator: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """The parts of a stored version that deciding an entry needs (no content)."""
+
+    version_id: int
+    identity_key: str
+    published: datetime | None
+    declared_updated: datetime | None
+    mtime_ns: int
+    locator: str
+    body_hash: str
+    source_key: str
+    source_name: str
+    tags: tuple[Tag, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """What the store holds of an entry, for deciding whether it changed."""
+
+    entry_pk: int
+    identity_key: str
+    version_id: int
+    content_hash: str
+    published: datetime
+    updated: datetime
+    source_key: str
+    tag_keys: frozenset[str]
+    source_keys: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryIntent:
+    """What the store must do with one entry after a batch: create, change, or remove it."""
+
+    identity_key: str
+    action: Literal["new", "updated", "relinked", "unchanged", "removed"]
+    entry_id: str = ""
+    """Published id, minted once from the identity key."""
+    version_id: int = 0
+    """The winning copy: it supplies title, content, link, dates."""
+    published: datetime | None = None
+    updated: datetime | None = None
+    content_hash: str = ""
+    source_key: str = ""
+    source_name: str = ""
+    tags: tuple[Tag, ...] = ()
+    sources: tuple[Tag, ...] = ()
+    feeds: frozenset[str] = field(default_factory=frozenset)
+    """Keys of the feeds this change touches (before and after), to republish."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One entry as the publisher renders it."""
+
+    entry_id: str
+    title: str
+    link: str | None
+    published: datetime
+    updated: datetime
+    author: str | None
+    source_name: str
+    categories: tuple[str, ...]
+    summary: str
+    content: str
+    image: str | None
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedInfo:
+    """One published feed: what it is, how many entries, how fresh."""
+
+    key: str
+    """`all`, `source:<key>` or `tag:<key>`."""
+    kind: Literal["all", "source", "tag"]
+    name: str
+    """Display name (the source or tag as first seen; the site title for `all`)."""
+    slug: str
+    """File name stem, unique within its kind."""
+    entries: int
+    updated: datetime | None
+    revision: int
+    """Store revision of the last change to the feed's entries."""
