@@ -1,3 +1,3 @@
 from aggregator.cli import main
 
-main()
+main(prog_name="aggregator")

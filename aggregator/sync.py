@@ -164,6 +164,41 @@ def parsed(
             yield result
 
 
+def write_copies(
+    store: Store,
+    input_id: int,
+    versions: Sequence[Version],
+    delete_ids: Sequence[int],
+    old_keys: Iterable[str],
+    now: datetime,
+) -> None:
+    """Phase 1: store (or delete) copies and mark every identity they touch as pending."""
+    with store.transaction() as tx:
+        tx.put_versions(input_id, versions, now)
+        tx.delete_versions(delete_ids)
+        tx.mark_pending({v.identity_key for v in versions} | set(old_keys))
+
+
+def decide_pending(store: Store, now: datetime, report: SyncReport | None = None) -> None:
+    """Phase 2: decide the entry of every pending identity from all its copies at once.
+
+    Deciding only after every copy is stored makes the result independent of batch
+    boundaries and of interruptions: two copies of one article met in the same run are
+    merged as one new entry, never as an entry and an update to it.
+    """
+    while True:
+        with store.transaction() as tx:
+            keys = tx.take_pending(BATCH)
+            if not keys:
+                return
+            stored_versions, stored_entries = tx.decision_state(keys)
+            intents = decide_entries(keys, stored_versions, stored_entries, now)
+            tx.apply(intents, now)
+            tx.clear_pending(keys)
+        if report is not None:
+            report.count(intents)
+
+
 def write_batch(
     store: Store,
     input_id: int,
@@ -171,16 +206,10 @@ def write_batch(
     delete_ids: Sequence[int],
     old_keys: Iterable[str],
     now: datetime,
-) -> list[EntryIntent]:
-    """Store copies and re-decide every entry they touch, in one transaction."""
-    keys = {v.identity_key for v in versions} | set(old_keys)
-    with store.transaction() as tx:
-        tx.put_versions(input_id, versions, now)
-        tx.delete_versions(delete_ids)
-        stored_versions, stored_entries = tx.decision_state(keys)
-        intents = decide_entries(keys, stored_versions, stored_entries, now)
-        tx.apply(intents, now)
-    return intents
+) -> None:
+    """Both phases for one batch (for callers that store a few copies at a time)."""
+    write_copies(store, input_id, versions, delete_ids, old_keys, now)
+    decide_pending(store, now)
 
 
 def display_path(root: Path, locator: str) -> str:
@@ -221,7 +250,7 @@ def run_files_input(
 
     def flush() -> None:
         old_keys = {known[v.locator][2] for v in batch if v.locator in known}
-        report.count(write_batch(store, input_id, batch, (), old_keys, now))
+        write_copies(store, input_id, batch, (), old_keys, now)
         batch.clear()
 
     for chunk in parsed(changed, settings, workers):
@@ -244,10 +273,9 @@ def run_files_input(
         flush()
     for i in range(0, len(gone), BATCH):
         part = gone[i : i + BATCH]
-        intents = write_batch(
+        write_copies(
             store, input_id, (), [vid for _, vid, _ in part], {key for *_, key in part}, now
         )
-        report.count(intents)
     result.removed = len(gone)
     store.record_run(input_id, now=now, ok=True)
     return result
@@ -280,6 +308,7 @@ def sync(
             report.inputs.append(
                 run_files_input(store, config, inp, report, reporter, now, workers)
             )
+        decide_pending(store, now, report)
         report.published = publish(store, config, progress=reporter.publishing)
         report.entries_total = store.entry_count()
     finally:

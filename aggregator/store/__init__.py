@@ -42,6 +42,7 @@ from aggregator.store.models import (
     EntryTagRow,
     FeedStateRow,
     InputRow,
+    PendingRow,
     SourceRow,
     TagRow,
     UTCDateTime,
@@ -60,6 +61,7 @@ sources_t = cast(Table, SourceRow.__table__)
 feed_state_t = cast(Table, FeedStateRow.__table__)
 counters_t = cast(Table, CounterRow.__table__)
 inputs_t = cast(Table, InputRow.__table__)
+pending_t = cast(Table, PendingRow.__table__)
 
 _UTC = UTCDateTime()
 
@@ -303,6 +305,10 @@ class Store:
             for r in rows
         ]
 
+    def pending_count(self) -> int:
+        with self.reading() as conn:
+            return int(conn.execute(select(func.count()).select_from(pending_t)).scalar_one())
+
     def entry_count(self) -> int:
         with self.reading() as conn:
             return int(conn.execute(select(func.count()).select_from(entries_t)).scalar_one())
@@ -353,6 +359,27 @@ class Batch:
     def delete_versions(self, version_ids: Sequence[int]) -> None:
         for chunk in _chunks(list(version_ids)):
             self.conn.execute(delete(versions_t).where(versions_t.c.id.in_(chunk)))
+
+    def mark_pending(self, keys: Iterable[str]) -> None:
+        """Remember that the entries of these identity keys must be decided again."""
+        rows = [{"identity_key": k} for k in sorted(set(keys))]
+        if rows:
+            stmt = self.store.insert(pending_t).on_conflict_do_nothing(
+                index_elements=["identity_key"]
+            )
+            self.conn.execute(stmt, rows)
+
+    def take_pending(self, limit: int) -> list[str]:
+        """Up to `limit` pending keys, in key order (locked against other writers on PostgreSQL,
+        which skip them)."""
+        query = select(pending_t.c.identity_key).order_by(pending_t.c.identity_key).limit(limit)
+        if self.store.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.conn.execute(query).scalars())
+
+    def clear_pending(self, keys: Sequence[str]) -> None:
+        for chunk in _chunks(list(keys)):
+            self.conn.execute(delete(pending_t).where(pending_t.c.identity_key.in_(chunk)))
 
     def decision_state(
         self, keys: Iterable[str]

@@ -166,6 +166,18 @@ class FeedStateRow(Base):
     revision: Mapped[int] = mapped_column(BigInteger)
 
 
+class PendingRow(Base):
+    """Identity keys whose copies changed and whose entries are still to be decided.
+
+    Copies are written first, each batch marking its keys here in the same transaction; entries
+    are decided afterwards from all copies at once. A run killed in between leaves the marks, so
+    the next run finishes the work, and the result is the same as if it had never stopped.
+    """
+
+    __tablename__ = "pending"
+    identity_key: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
 class CounterRow(Base):
     """Named counters; `revision` goes up by one in every transaction that changes entries."""
 

@@ -24,6 +24,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_counters")),
     )
     op.create_table(
+        "pending",
+        sa.Column("identity_key", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("identity_key", name=op.f("pk_pending")),
+    )
+    op.create_table(
         "entries",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("identity_key", sa.Text(), nullable=False),
@@ -174,4 +179,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_entries_published_entry_id")
 
     op.drop_table("entries")
+    op.drop_table("pending")
     op.drop_table("counters")

@@ -1,0 +1,393 @@
+"""End-to-end: the real `aggregator` command in a subprocess, on real SQLite files and folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import feedparser
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "seeds"
+MAKE_CORPUS = REPO.parent / "shared" / "bench" / "make_corpus.py"
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
+    """Run the CLI as a user would; returns the completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def write_config(folder: Path, **overrides: object) -> Path:
+    config: dict[str, object] = {
+        "database": "sqlite:///store.db",
+        "output": "public",
+        "site": {"title": "Test site", "base_url": "https://feeds.example.org/news/"},
+        "inputs": [{"kind": "files", "path": "posts", "name": "archive"}],
+    }
+    config.update(overrides)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under `folder`: (inode, mtime_ns, bytes)."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            out[str(path.relative_to(folder))] = (st.st_ino, st.st_mtime_ns, path.read_bytes())
+    return out
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    shutil.copytree(SEEDS, tmp_path / "posts")
+    write_config(tmp_path)
+    return tmp_path
+
+
+def test_sync_publishes_seeds_as_feeds(site: Path) -> None:
+    result = run("sync", cwd=site)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    out = site / "public"
+    all_feed = feedparser.parse((out / "all.atom").read_bytes())
+    assert not all_feed.bozo, all_feed.bozo_exception
+    titles = [e.title for e in all_feed.entries]
+    # newest first: the 2022 Zaobao post before the 2021 Guancha post
+    assert titles == [
+        "李作成与美参谋长联席会主席通话：要求停止美台军事勾连",
+        "被曝_私联中方_，米利上将遭围攻，拜登力挺",
+    ]
+    zaobao = all_feed.entries[0]
+    assert zaobao.link == "https://www.zaobao.com/realtime/china/story20220707-1290628"
+    assert zaobao.id.startswith("urn:uuid:")
+    assert zaobao.published == "2022-07-07T15:04:00+00:00"
+    # the repeated [title](url) heading and the epoch comment are not part of the content
+    assert "------" not in zaobao.content[0].value
+    assert "<!--" not in zaobao.content[0].value
+    guancha = all_feed.entries[1]
+    assert [t.term for t in guancha.tags] == ["新媒体", "观察者网", "首页"]
+    assert guancha.published == "2021-09-16T10:19:20+00:00"
+    enclosures = [link for link in guancha.links if link.rel == "enclosure"]
+    assert enclosures and enclosures[0].type == "image/jpeg"
+    assert guancha.media_thumbnail[0]["url"].endswith("20210916092736727.jpg")
+
+    for rel in ("source/联合早报", "source/观察者网", "tag/新媒体", "tag/联合早报", "tag/首页"):
+        for suffix in (".atom", ".rss", ".json"):
+            assert (out / (rel + suffix)).is_file(), rel + suffix
+    rss = feedparser.parse((out / "source" / "观察者网.rss").read_bytes())
+    assert not rss.bozo and rss.version == "rss20"
+    assert [e.title for e in rss.entries] == ["被曝_私联中方_，米利上将遭围攻，拜登力挺"]
+    doc = json.loads((out / "tag" / "联合早报.json").read_text(encoding="utf-8"))
+    assert doc["version"] == "https://jsonfeed.org/version/1.1"
+    assert [i["title"] for i in doc["items"]] == [titles[0]]
+    assert "summary: 2 new" in result.stdout or "2 new" in result.stdout
+
+
+def test_feed_urls_are_valid_percent_encoded_uris(site: Path) -> None:
+    assert run("sync", cwd=site).returncode == 0
+    listing = json.loads(run("feeds", "--json", cwd=site).stdout)
+    kinds = {(f["kind"], f["name"]) for f in listing}
+    assert ("all", "Test site") in kinds
+    assert ("source", "联合早报") in kinds and ("tag", "首页") in kinds
+    for feed in listing:
+        assert set(feed) == {"kind", "name", "entries", "updated", "files", "urls"}
+        assert set(feed["files"]) == {"atom", "rss", "json"}
+        for fmt, url in feed["urls"].items():
+            assert url.startswith("https://feeds.example.org/news/")
+            assert re.fullmatch(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", url), url
+            assert Path(feed["files"][fmt]).is_file()
+    source = next(f for f in listing if f["name"] == "联合早报" and f["kind"] == "source")
+    assert source["urls"]["atom"].endswith("/source/%E8%81%94%E5%90%88%E6%97%A9%E6%8A%A5.atom")
+    assert source["entries"] == 1
+    assert source["updated"] == "2022-07-07T15:04:00Z"
+    # the feed's self link is the URL the listing gives
+    parsed = feedparser.parse(Path(source["files"]["atom"]).read_bytes())
+    selfs = [link.href for link in parsed.feed.links if link.rel == "self"]
+    assert selfs == [source["urls"]["atom"]]
+
+
+def test_index_and_opml_list_every_feed(site: Path) -> None:
+    assert run("sync", cwd=site).returncode == 0
+    listing = json.loads(run("feeds", "--json", cwd=site).stdout)
+    index = (site / "public" / "index.html").read_text(encoding="utf-8")
+    discovered = re.findall(r'<link rel="alternate" type="([^"]+)"[^>]* href="([^"]+)"', index)
+    expected = {(t, f["urls"][fmt]) for f in listing for fmt, t in (
+        ("atom", "application/atom+xml"), ("rss", "application/rss+xml"),
+        ("json", "application/feed+json"),
+    )}  # fmt: skip
+    assert set(discovered) == expected
+    opml = feedparser.parse  # OPML is XML; check it with the standard library
+    from xml.etree import ElementTree as ET
+
+    assert opml is not None
+    root = ET.fromstring((site / "public" / "feeds.opml").read_bytes())
+    urls = {o.get("xmlUrl") for o in root.iter("outline") if o.get("xmlUrl")}
+    assert urls == {f["urls"]["atom"] for f in listing}
+
+
+def test_second_sync_writes_nothing_and_rebuild_is_byte_identical(site: Path) -> None:
+    assert run("sync", cwd=site).returncode == 0
+    before = snapshot(site / "public")
+    again = run("sync", cwd=site)
+    assert again.returncode == 0
+    assert "0 files written" in again.stdout
+    assert snapshot(site / "public") == before  # same inode, mtime and bytes: nothing written
+
+    # Delete the database and the output, sync again: the same ids and dates, the same bytes.
+    for p in site.glob("store.db*"):
+        p.unlink()
+    shutil.rmtree(site / "public")
+    assert run("sync", cwd=site).returncode == 0
+    rebuilt = snapshot(site / "public")
+    assert {k: v[2] for k, v in rebuilt.items()} == {k: v[2] for k, v in before.items()}
+
+
+def test_changed_post_moves_only_its_entry(site: Path) -> None:
+    assert run("sync", cwd=site).returncode == 0
+    before = snapshot(site / "public")
+    post = site / "posts" / "001_5d55ed8ea138fb0a.txt"
+    post.write_text(
+        post.read_text(encoding="utf-8") + "\n<p>更正：本文已更新。</p>\n", encoding="utf-8"
+    )
+    result = run("sync", cwd=site)
+    assert result.returncode == 0
+    assert "1 updated" in result.stdout
+    after = snapshot(site / "public")
+    changed = {k for k in after if after[k][2] != before.get(k, (0, 0, b""))[2]}
+    # the everything feed, the Zaobao source and tag feeds, and the index changed; Guancha's not
+    assert "all.atom" in changed and "source/联合早报.atom" in changed
+    assert not any("观察者网" in k for k in changed)
+    feed = feedparser.parse(after["all.atom"][2])
+    zaobao = next(e for e in feed.entries if "zaobao" in e.link)
+    assert "更正：本文已更新。" in zaobao.content[0].value
+    assert zaobao.updated != zaobao.published  # a real change moved `updated`
+    guancha = next(e for e in feed.entries if "zaobao" not in e.link)
+    assert guancha.updated == guancha.published
+
+
+def test_touching_files_changes_nothing_published(site: Path) -> None:
+    assert run("sync", cwd=site).returncode == 0
+    before = snapshot(site / "public")
+    for post in (site / "posts").iterdir():
+        os.utime(post, ns=(time.time_ns(), time.time_ns()))
+    result = run("sync", cwd=site)
+    assert result.returncode == 0
+    assert snapshot(site / "public") == before
+
+
+BAD_POSTS = {
+    "bad-yaml.md": ("---\ntitle: [unclosed\n---\nbody\n", "malformed YAML"),
+    "binary.md": (b"\x00\x01\x02\x03" * 100, "binary"),
+    "no-front-matter.md": ("Just some text.\n", "no front matter"),
+    "no-title.md": ("---\nauthor: someone\n---\nbody\n", "no title"),
+    "list-front-matter.md": ("---\n- a\n- b\n---\nbody\n", "not a mapping"),
+}
+
+
+def test_files_that_are_not_posts_are_reported_and_skipped(site: Path) -> None:
+    for name, (content, _) in BAD_POSTS.items():
+        target = site / "posts" / name
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8")
+    result = run("sync", cwd=site)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
+    assert len(lines) == len(BAD_POSTS)
+    for name, (_, reason) in BAD_POSTS.items():
+        line = next(line for line in lines if name in line)
+        assert line.startswith(f"skipped {Path('posts') / name}: ")
+        assert reason in line
+    assert "2 new" in result.stdout and "5 skipped" in result.stdout
+    feed = feedparser.parse((site / "public" / "all.atom").read_bytes())
+    assert len(feed.entries) == 2
+
+
+def test_missing_folder_fails_that_input_only(site: Path) -> None:
+    write_config(
+        site,
+        inputs=[
+            {"kind": "files", "path": "nowhere", "name": "gone"},
+            {"kind": "files", "path": "posts", "name": "archive"},
+        ],
+    )
+    result = run("sync", cwd=site)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert re.search(r"error: input gone: .*nowhere: input folder does not exist", result.stderr)
+    assert "archive: 2 new" in result.stdout
+    assert len(feedparser.parse((site / "public" / "all.atom").read_bytes()).entries) == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"inputs": [{"kind": "files", "path": "p", "colour": "red"}]}, "inputs[0].colour: unkno"),
+        ({"inputs": [{"kind": "files"}]}, "inputs[0].path: required key is missing"),
+        ({"inputs": [{"kind": "ftp", "path": "p"}]}, "inputs[0]: `kind` must be one of"),
+        ({"feeds": {"entries": "many"}}, "feeds.entries:"),
+        ({"site": {"base_url": "example.org"}}, "site.base_url: must be an absolute"),
+        ({"inputs": [{"kind": "files", "path": "p", "timezone": "Mars/Olympus"}]}, "unknown time"),
+        ({"databse": "sqlite:///x.db"}, "databse: unknown key"),
+    ],
+    ids=["unknown-key", "missing-path", "bad-kind", "wrong-type", "relative-base", "bad-zone",
+         "typo-top-level"],
+)  # fmt: skip
+def test_bad_config_is_one_line_with_the_key_path(
+    tmp_path: Path, config: dict[str, object], message: str
+) -> None:
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    for command in (["check"], ["sync"]):
+        result = run(*command, cwd=tmp_path)
+        assert result.returncode == 2, result
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert message in result.stderr
+
+
+def test_config_file_is_chosen_by_option_or_environment(site: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    config = site / "config.yaml"
+    assert run("--config", str(config), "sync", cwd=elsewhere).returncode == 0
+    assert (site / "public" / "all.atom").is_file()  # paths are relative to the config file
+    env = {"AGGREGATOR_CONFIG": str(config)}
+    result = run("check", cwd=elsewhere, env=env)
+    assert result.returncode == 0 and "input archive: files" in result.stdout
+    missing = run("--config", "nope.yaml", "check", cwd=elsewhere)
+    assert missing.returncode == 2 and "nope.yaml: config file not found" in missing.stderr
+
+
+def test_unreachable_database_is_one_line_exit_1(site: Path) -> None:
+    write_config(site, database="postgresql://nobody@127.0.0.1:1/none")
+    result = run("sync", cwd=site)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and "database unreachable" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_db_upgrade_creates_the_schema(site: Path) -> None:
+    result = run("db", "upgrade", cwd=site)
+    assert result.returncode == 0, result.stderr
+    assert "schema at revision 0001" in result.stdout
+    assert (site / "store.db").is_file()
+
+
+def test_help_and_version_on_every_command(tmp_path: Path) -> None:
+    from aggregator import __version__
+
+    version = run("--version", cwd=tmp_path)
+    assert version.returncode == 0 and __version__ in version.stdout
+    for command in ([], ["sync"], ["feeds"], ["check"], ["db"], ["db", "upgrade"]):
+        result = run(*command, "--help", cwd=tmp_path)
+        assert result.returncode == 0, command
+        assert "Usage: aggregator" in result.stdout
+    bad = run("frobnicate", cwd=tmp_path)
+    assert bad.returncode == 2 and "No such command" in bad.stderr
+    only = run("sync", "--only", "nothing", cwd=tmp_path)
+    assert only.returncode == 2  # no config here: a clear config error, not a traceback
+    assert "Traceback" not in only.stderr
+
+
+def test_only_runs_the_named_input(site: Path, tmp_path: Path) -> None:
+    other = site / "other"
+    other.mkdir()
+    (other / "x.md").write_text("---\ntitle: Other post\ndate: 2023-01-02\n---\nHello\n")
+    write_config(
+        site,
+        inputs=[
+            {"kind": "files", "path": "posts", "name": "archive"},
+            {"kind": "files", "path": "other", "name": "other", "source": "Other"},
+        ],
+    )
+    result = run("sync", "--only", "other", cwd=site)
+    assert result.returncode == 0, result.stderr
+    assert "other: 1 new" in result.stdout and "archive" not in result.stdout
+    unknown = run("sync", "--only", "missing", cwd=site)
+    assert unknown.returncode == 2 and "no input has that name" in unknown.stderr
+
+
+def make_corpus(folder: Path, posts: int) -> tuple[Path, int]:
+    """A generated archive and its number of distinct articles (from the manifest)."""
+    if not MAKE_CORPUS.is_file():
+        pytest.fail(f"{MAKE_CORPUS} is missing: the shared/ folder must sit beside the repo")
+    manifest = folder / "manifest.tsv"
+    subprocess.run(
+        [sys.executable, str(MAKE_CORPUS), "--posts", str(posts), "--out", str(folder / "posts"),
+         "--manifest", str(manifest), "--seed", "7"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    articles = {line.split("\t")[1] for line in manifest.read_text().splitlines()[1:] if line}
+    return folder / "posts", len(articles)
+
+
+def test_generated_archive_dedupes_to_one_entry_per_article(tmp_path: Path) -> None:
+    _, articles = make_corpus(tmp_path, 2500)
+    write_config(tmp_path, feeds={"entries": 20})
+    result = run("sync", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"entries: {articles} in store" in result.stdout
+    listing = json.loads(run("feeds", "--json", cwd=tmp_path).stdout)
+    everything = next(f for f in listing if f["kind"] == "all")
+    assert everything["entries"] == articles
+    feed = feedparser.parse(Path(everything["files"]["atom"]).read_bytes())
+    assert len(feed.entries) == 20 and not feed.bozo
+    ids = [e.id for e in feed.entries]
+    assert len(set(ids)) == 20
+    dates = [e.published_parsed for e in feed.entries]
+    assert dates == sorted(dates, reverse=True)
+    for tag_feed in (f for f in listing if f["kind"] == "tag"):
+        parsed = feedparser.parse(Path(tag_feed["files"]["rss"]).read_bytes())
+        assert len(parsed.entries) == min(20, tag_feed["entries"])
+        assert all(tag_feed["name"] in [t.term for t in e.tags] for e in parsed.entries)
+
+
+def test_killed_sync_leaves_a_store_the_next_sync_completes(tmp_path: Path) -> None:
+    """Kill -9 at several moments; the next sync must give exactly a clean run's output."""
+    _, articles = make_corpus(tmp_path, 2500)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    write_config(clean, inputs=[{"kind": "files", "path": str(tmp_path / "posts")}])
+    assert run("sync", cwd=clean, timeout=300).returncode == 0
+    expected = {k: v[2] for k, v in snapshot(clean / "public").items()}
+
+    for n, delay in enumerate((0.8, 1.6, 2.4)):
+        work = tmp_path / f"kill{n}"
+        work.mkdir()
+        write_config(work, inputs=[{"kind": "files", "path": str(tmp_path / "posts")}])
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "sync", "--workers", "2"],
+            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        result = run("sync", cwd=work, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert f"entries: {articles} in store" in result.stdout
+        got = {k: v[2] for k, v in snapshot(work / "public").items()}
+        assert got == expected, f"kill after {delay}s: output differs from a clean run"
