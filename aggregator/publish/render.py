@@ -98,6 +98,8 @@ class _Extras(BaseEntryExtension):
 def _generator(meta: FeedMeta, items: list[FeedItem], fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("agg", _Namespaces, _Extras)
+    if fmt == "rss":
+        fg.load_extension("dc", atom=False, rss=True)  # RSS <author> must be an e-mail address
     self_url = meta.self_urls[fmt]
     fg.id(self_url)
     fg.title(meta.title)
@@ -129,6 +131,7 @@ def _generator(meta: FeedMeta, items: list[FeedItem], fmt: str) -> FeedGenerator
             fe.description(item.summary or item.title)
             fe.content(item.content, type="html")
             fe.guid(item.entry_id, permalink=False)
+            fe.dc.dc_creator(item.author or item.source_name)
             if item.image:
                 fe.enclosure(item.image, "0", image_type(item.image))
         fe.agg.item = item
