@@ -47,13 +47,18 @@ def load_config(ctx: click.Context) -> Any:
     show_default=True,
     help="Configuration file (also $AGGREGATOR_CONFIG).",
 )
+@click.option("-v", "--verbose", is_flag=True, help="Log what each stage does and how long.")
 @click.version_option(__version__, "-V", "--version", prog_name="aggregator")
 @click.pass_context
-def main(ctx: click.Context, config_path: str) -> None:
+def main(ctx: click.Context, config_path: str, verbose: bool) -> None:
     """Gather news from archived posts and feeds into one deduplicated store, and publish it
     as Atom, RSS and JSON feeds per source, per tag and for everything."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config_path
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
 
 @main.command()

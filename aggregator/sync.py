@@ -10,7 +10,10 @@ file order, at most a few chunks ahead of the writer, so memory stays bounded.
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,6 +31,8 @@ from aggregator.normalise.urls import UrlRules
 from aggregator.publish import PublishResult, publish
 from aggregator.store import Store
 from aggregator.types import EntryIntent, FileStat, Skipped, Version
+
+log = logging.getLogger("aggregator")
 
 BATCH = 2000  # versions per store transaction
 CHUNK = 250  # files per task handed to a worker process
@@ -149,7 +154,10 @@ def parsed(
             yield parse_files(chunk, settings)
         return
     window = 2 * workers + 1  # chunks in flight: enough to keep workers busy, bounded memory
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+    context = multiprocessing.get_context("fork")  # workers inherit the loaded modules
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
+    ) as pool:
         pending: deque[Future[list[Version | Skipped]]] = deque()
         todo = iter(chunks)
         for chunk in todo:
@@ -238,6 +246,7 @@ def run_files_input(
         result.error = str(exc)
         store.record_run(input_id, now=now, ok=False, error=result.error)
         return result
+    started = time.perf_counter()
     known = store.known_files(input_id)
     changed = [f for f in found if (k := known.get(f.locator)) is None or k[1] != f.signature]
     present = {f.locator for f in found}
@@ -278,6 +287,14 @@ def run_files_input(
         )
     result.removed = len(gone)
     store.record_run(input_id, now=now, ok=True)
+    log.info(
+        "input %s: %d files, %d read, %d removed in %.2fs",
+        inp.display_name,
+        len(found),
+        len(changed),
+        len(gone),
+        time.perf_counter() - started,
+    )
     return result
 
 
@@ -308,8 +325,17 @@ def sync(
             report.inputs.append(
                 run_files_input(store, config, inp, report, reporter, now, workers)
             )
+        started = time.perf_counter()
         decide_pending(store, now, report)
-        report.published = publish(store, config, progress=reporter.publishing)
+        log.info("decided entries in %.2fs", time.perf_counter() - started)
+        started = time.perf_counter()
+        report.published = publish(store, config, progress=reporter.publishing, workers=workers)
+        log.info(
+            "published %d feeds (%d files written) in %.2fs",
+            report.published.rendered,
+            len(report.published.written),
+            time.perf_counter() - started,
+        )
         report.entries_total = store.entry_count()
     finally:
         if own_store:

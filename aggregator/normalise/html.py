@@ -41,7 +41,7 @@ _ATTR = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
 _TAG = re.compile(r"<(?:[^>\"']|\"[^\"]*\")*>")
 _BLOCK_END = re.compile(r"</(?:p|div|li|h[1-6]|blockquote|figcaption|tr|pre)>|<br\s*/?>", re.I)
 _SPACE = re.compile(r"\s+")
-_HTML_START = re.compile(r"\s*<(?:[a-zA-Z][a-zA-Z0-9-]*|!--)")
+_HTML_START = re.compile(r"\s*<(?:/?[a-zA-Z][a-zA-Z0-9-]*|!--)")
 
 
 def _promote_lazy(match: re.Match[str]) -> str:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -115,6 +117,7 @@ def publish(
     *,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> PublishResult:
     """Bring the output folder up to date with the store (see module docstring)."""
     output = config.output_dir
@@ -147,8 +150,8 @@ def publish(
     counts = store.feed_counts()
     counts.setdefault("all", ("", 0))
     new_manifest: dict[str, Any] = {}
-    total = len(counts)
-    for done, (key, (name, entries)) in enumerate(sorted(counts.items()), start=1):
+    tasks: list[RenderTask] = []
+    for key, (name, entries) in sorted(counts.items()):
         ref = feed_ref(key, config.site.title if key == "all" else name)
         previous = old_feeds.get(key)
         revision = revisions.get(key, 0)
@@ -161,9 +164,11 @@ def publish(
         ):
             new_manifest[key] = previous
         else:
-            new_manifest[key] = _render_feed(store, config, ref, revision, entries, result)
-        if progress:
-            progress(done, total)
+            tasks.append(RenderTask(ref, revision, entries))
+    for key, entry, written in _render_all(store, config, tasks, workers, progress):
+        new_manifest[key] = entry
+        result.written.extend(written)
+        result.rendered += 1
 
     for key, entry in old_feeds.items():
         if key in new_manifest:
@@ -197,27 +202,83 @@ def publish(
     return result
 
 
-def _render_feed(
-    store: Store, config: Config, ref: FeedRef, revision: int, entries: int, result: PublishResult
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class RenderTask:
+    ref: FeedRef
+    revision: int
+    entries: int
+
+
+RenderDone = tuple[str, dict[str, Any], list[str]]
+"""(feed key, manifest entry, files written)"""
+
+
+def _render_feed(store: Store, config: Config, task: RenderTask) -> RenderDone:
+    ref = task.ref
     items = store.feed_items(ref.key, config.feeds.entries)
     meta = feed_meta(config, ref)
     files: dict[str, str] = {}
+    written: list[str] = []
     for fmt in config.feeds.formats:
         rel = ref.path(fmt)
         files[fmt] = rel
         if write_if_changed(config.output_dir / rel, RENDERERS[fmt](meta, items)):
-            result.written.append(rel)
-    result.rendered += 1
-    return {
+            written.append(rel)
+    entry = {
         "kind": ref.kind,
         "name": ref.name,
         "title": meta.title,
-        "revision": revision,
-        "entries": entries,
+        "revision": task.revision,
+        "entries": task.entries,
         "updated": iso(meta.updated(items)),
         "files": files,
     }
+    return ref.key, entry, written
+
+
+# Rendering is CPU-bound (feedgen builds an lxml tree per feed and format). With many feeds to
+# render, forked worker processes share the work; each opens its own database connection.
+PARALLEL_MIN = 24
+_worker: tuple[Store, Config] | None = None
+
+
+def _init_worker(config: Config) -> None:
+    global _worker
+    _worker = (Store.open(config.database_url, upgrade=False), config)
+
+
+def _render_chunk(tasks: list[RenderTask]) -> list[RenderDone]:
+    assert _worker is not None
+    store, config = _worker
+    return [_render_feed(store, config, task) for task in tasks]
+
+
+def _render_all(
+    store: Store,
+    config: Config,
+    tasks: list[RenderTask],
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[RenderDone]:
+    total = len(tasks)
+    if workers <= 1 or total < PARALLEL_MIN:
+        for done, task in enumerate(tasks, start=1):
+            yield _render_feed(store, config, task)
+            if progress:
+                progress(done, total)
+        return
+    chunks = [tasks[i : i + 8] for i in range(0, total, 8)]
+    context = multiprocessing.get_context("fork")
+    done = 0
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(config,)
+    ) as pool:
+        for results in pool.map(_render_chunk, chunks):
+            for item in results:
+                done += 1
+                yield item
+                if progress:
+                    progress(done, total)
 
 
 def _listed_from_manifest(key: str, entry: dict[str, Any]) -> Listed:
