@@ -38,17 +38,21 @@ def feeds_of(source_keys: Iterable[str], tag_keys: Iterable[str]) -> set[str]:
     return {ALL_FEED, *map(source_feed, source_keys), *map(tag_feed, tag_keys)}
 
 
-def _rank(v: StoredVersion) -> tuple[datetime, datetime, int, str]:
-    # The locator is negated through sorting below: among exact ties the smallest one wins.
-    return (v.declared_updated or _EPOCH, v.published or _EPOCH, v.mtime_ns, v.locator)
+def _rank(v: StoredVersion) -> tuple[datetime, datetime, int]:
+    return (v.declared_updated or _EPOCH, v.published or _EPOCH, v.mtime_ns)
+
+
+def _tie(v: StoredVersion) -> tuple[str, int]:
+    return (v.locator, v.version_id)
 
 
 def winner(versions: Sequence[StoredVersion]) -> StoredVersion:
-    """The copy that supplies an entry's title and content."""
+    """The copy that supplies an entry's title and content; among exact ties, the smallest
+    (locator, version id), so the answer never depends on the order copies are given in."""
     best = versions[0]
     for v in versions[1:]:
         a, b = _rank(v), _rank(best)
-        if a[:3] > b[:3] or (a[:3] == b[:3] and a[3] < b[3]):
+        if a > b or (a == b and _tie(v) < _tie(best)):
             best = v
     return best
 
@@ -77,7 +81,7 @@ def decide_entry(
             feeds=frozenset(feeds_of(stored.source_keys, stored.tag_keys)),
         )
     best = winner(versions)
-    others = [v for v in sorted(versions, key=lambda v: v.locator) if v is not best]
+    others = [v for v in sorted(versions, key=_tie) if v is not best]
     tags = _union(best.tags, *(v.tags for v in others))
     sources = _union(
         [(best.source_key, best.source_name)], *([(v.source_key, v.source_name)] for v in others)

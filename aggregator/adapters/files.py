@@ -181,19 +181,33 @@ class _NodeParser(CParser):
         pass
 
 
-def _plain(node: Node, depth: int = 0) -> Any:
-    if depth > _MAX_DEPTH:
-        raise ParseError("front matter nests too deeply (or refers to itself)")
-    cls = node.__class__
-    if cls is ScalarNode:
-        return node.value
-    if cls is SequenceNode:
-        return [_plain(item, depth + 1) for item in node.value]
-    result: dict[Any, Any] = {}
-    for k, v in node.value:
-        key = _plain(k, depth + 1)
-        result[key if isinstance(key, str) else str(key)] = _plain(v, depth + 1)
-    return result
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_MAX_VALUES = 10_000  # aliases can make a few hundred bytes expand to billions of values
+
+
+class _Plain:
+    """Node tree to plain values: strings as written; an unquoted `~`, `null` or nothing is
+    None (a quoted `'null'` stays the text "null")."""
+
+    def __init__(self) -> None:
+        self.values = 0
+
+    def __call__(self, node: Node, depth: int = 0) -> Any:
+        self.values += 1
+        if depth > _MAX_DEPTH or self.values > _MAX_VALUES:
+            raise ParseError("front matter is too large, too deep, or refers to itself")
+        cls = node.__class__
+        if cls is ScalarNode:
+            value = node.value
+            plain = not getattr(node, "style", None)  # libyaml gives '' for plain scalars
+            return None if plain and value in _NULLS else value
+        if cls is SequenceNode:
+            return [self(item, depth + 1) for item in node.value]
+        result: dict[Any, Any] = {}
+        for k, v in node.value:
+            key = self(k, depth + 1)
+            result[key if isinstance(key, str) else str(key)] = self(v, depth + 1)
+        return result
 
 
 def load_front_matter(text: str) -> dict[str, Any]:
@@ -209,7 +223,7 @@ def load_front_matter(text: str) -> dict[str, Any]:
         return {}
     if node.__class__ is not MappingNode:
         raise ParseError("front matter is not a mapping of `key: value` lines")
-    result = _plain(node)
+    result = _Plain()(node)
     assert isinstance(result, dict)
     return result
 

@@ -22,7 +22,6 @@ from aggregator.types import PostDraft, Tag, Version
 
 IMAGE_KEYS = ("headimg", "thumbnail", "cover", "image")
 TAG_KEYS = ("tags", "categories", "category", "tag")
-_EMPTY = frozenset({"", "~", "null", "Null", "NULL"})
 _FILE_DATE = re.compile(r"(?:^|/)(\d{4}-\d{2}-\d{2})-[^/]*$")
 
 
@@ -45,14 +44,14 @@ class PostSettings:
 def _scalar(value: Any) -> str | None:
     """A front matter value as one string, or None when empty or not a single value."""
     if isinstance(value, str):
-        return None if value.strip() in _EMPTY else value.strip()
+        return value.strip() or None
     return None
 
 
 def flatten_names(value: Any) -> Iterator[str]:
     """Tag names from a string, a list, or Hexo's nested lists (each name becomes a tag)."""
     if isinstance(value, str):
-        if value.strip() not in _EMPTY:
+        if value.strip():
             yield value
     elif isinstance(value, list):
         for item in value:
@@ -72,7 +71,7 @@ def merge_tags(names: Iterable[str]) -> tuple[Tag, ...]:
 def _date(meta: Any, keys: tuple[str, ...], tz: tzinfo, warnings: list[str]) -> datetime | None:
     for key in keys:
         raw = meta.get(key)
-        if raw is None or (isinstance(raw, str) and raw.strip() in _EMPTY):
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
         try:
             return dates.parse_date(raw, tz)

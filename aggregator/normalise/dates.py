@@ -10,14 +10,18 @@ Every result is an aware datetime in UTC.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
+
+from yaml.constructor import SafeConstructor
 
 _CJK = re.compile(
     r"(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*日?"
-    r"(?:[\sT]*(\d{1,2})\s*[:時时点點]\s*(\d{1,2})(?:\s*[:分]\s*(\d{1,2}))?\s*秒?)?\s*"
+    r"(?:[\sT]*(\d{1,2})\s*[:時时点點]\s*(\d{1,2})\s*分?(?:\s*:?\s*(\d{1,2})\s*秒?)?)?\s*"
 )
 _EPOCH = re.compile(r"-?\d{9,13}")
+# YAML's own timestamp form (`2001-12-14 21:59:43.10 -5`), which `fromisoformat` refuses.
+_YAML_TIMESTAMP = SafeConstructor.timestamp_regexp
 MIN_YEAR, MAX_YEAR = 1900, 2200
 
 
@@ -50,6 +54,9 @@ def _parse_text(text: str) -> datetime:
     except ValueError:
         pass
     if text[:1].isdigit():
+        stamp = _YAML_TIMESTAMP.match(text)
+        if stamp:
+            return _yaml_timestamp(stamp)
         match = _CJK.fullmatch(text)
         if match:
             y, mo, d, h, mi, s = (int(g) if g else 0 for g in match.groups())
@@ -59,6 +66,23 @@ def _parse_text(text: str) -> datetime:
     except (TypeError, ValueError, IndexError):
         pass
     raise ValueError(f"date not understood: {text!r}")
+
+
+def _yaml_timestamp(m: re.Match[str]) -> datetime:
+    g = m.groupdict()
+    if g["hour"] is None:
+        return datetime(int(g["year"]), int(g["month"]), int(g["day"]))
+    fraction = int(((g["fraction"] or "") + "000000")[:6])
+    tz: tzinfo | None = None
+    if g["tz_sign"]:
+        delta = timedelta(hours=int(g["tz_hour"]), minutes=int(g["tz_minute"] or 0))
+        tz = timezone(-delta if g["tz_sign"] == "-" else delta)
+    elif g["tz"]:
+        tz = UTC
+    return datetime(
+        int(g["year"]), int(g["month"]), int(g["day"]),
+        int(g["hour"]), int(g["minute"]), int(g["second"]), fraction, tzinfo=tz,
+    )  # fmt: skip
 
 
 def from_epoch_ms(ms: int) -> datetime:

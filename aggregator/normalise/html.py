@@ -28,6 +28,7 @@ ATTRIBUTES = {
 URL_SCHEMES = {"http", "https", "mailto"}
 
 # Attributes that lazy-loading sites put the real image URL in, most specific first.
+_HAS_DATA_ATTR = re.compile("data-", re.IGNORECASE)
 _LAZY_ATTRS = ("data-src", "data-original", "data-lazy-src", "data-actualsrc", "data-url")
 # nh3 has no hook that can move one attribute's value into another, and parsing each body into a
 # DOM just for that (lxml, selectolax) would cost more than the sanitising itself, so `<img>` tags
@@ -61,14 +62,14 @@ def _promote_lazy(match: re.Match[str]) -> str:
 
 def promote_lazy_images(body: str) -> str:
     """Give lazy-loaded images their real `src` (the placeholder is dropped)."""
-    if "data-" not in body:
+    if not _HAS_DATA_ATTR.search(body):
         return body
     return _IMG_TAG.sub(_promote_lazy, body)
 
 
 def sanitise(body: str, base_url: str | None) -> str:
     """Safe HTML from untrusted HTML, with URLs made absolute against `base_url` when known."""
-    return nh3.clean(
+    clean = nh3.clean(
         promote_lazy_images(strip_invalid_xml(body)),
         tags=ALLOWED_TAGS,
         clean_content_tags=DROPPED_WITH_CONTENT,
@@ -77,6 +78,8 @@ def sanitise(body: str, base_url: str | None) -> str:
         url_relative=("rewrite_with_base", base_url) if base_url else "pass_through",
         strip_comments=True,
     ).strip()
+    # nh3 decodes character references, and `&#1;` decodes to a character XML forbids.
+    return strip_invalid_xml(clean) if "&#" in body else clean
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 # Query parameters that only track the reader. `utm_` is a prefix; the rest are exact names.
 TRACKING_PREFIXES = ("utm_",)
@@ -26,6 +26,7 @@ _ESCAPE = re.compile(r"%[0-9a-fA-F]{2}")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Characters left as they are in a path: reserved ones keep their meaning, `%` keeps escapes.
 _PATH_SAFE = "/:@!$&'()*+,;=~%"
+_QUERY_SAFE = "/:@!$'()*+,;?~%"  # `&` and `=` separate the pairs, so they stay escaped
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,20 +73,43 @@ def clean_url(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
     host = (parts.hostname or "").rstrip(".")
     if scheme not in DEFAULT_PORTS or not host:
         return None
-    host = rules.host_aliases.get(host, host)
+    host = _alias(host, rules.host_aliases)
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
     if port is not None and port != DEFAULT_PORTS[scheme]:
         host = f"{host}:{port}"
     path = _ESCAPE.sub(_fix_escape, quote(parts.path or "/", safe=_PATH_SAFE))
-    pairs = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not _is_tracking(k, rules)
-    ]
+    return urlunsplit((scheme, host, path, _query(parts.query, rules), ""))
+
+
+def _alias(host: str, aliases: Mapping[str, str]) -> str:
+    """Apply a host alias to the host or any subdomain of it (`www.zaobao.com.sg`)."""
+    if host in aliases:
+        return aliases[host]
+    for alias, target in aliases.items():
+        if host.endswith("." + alias):
+            return host[: -len(alias)] + target
+    return host
+
+
+def _component(text: str) -> str:
+    # `+` is a space in query strings; written as %20 so both spellings give one key.
+    return _ESCAPE.sub(_fix_escape, quote(text.replace("+", "%20"), safe=_QUERY_SAFE))
+
+
+def _query(query: str, rules: UrlRules) -> str:
+    """Tracking parameters dropped, the rest sorted. Values stay as the bytes they encode:
+    decoding them as text would garble queries in other encodings (`?q=%D6%D0` is GBK)."""
+    pairs = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        if _is_tracking(unquote_plus(name), rules):
+            continue
+        pairs.append((_component(name), sep, _component(value)))
     pairs.sort()
-    query = urlencode(pairs, quote_via=quote)
-    return urlunsplit((scheme, host, path, query, ""))
+    return "&".join(f"{n}{s}{v}" for n, s, v in pairs)
 
 
 def url_key(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
