@@ -306,3 +306,12 @@ def test_summary_never_exceeds_its_limit(words: list[str], limit: int) -> None:
     else:
         assert summary.endswith("…")
         assert full.startswith(summary[:-1].rstrip())
+
+
+def test_summary_keeps_words_split_by_inline_markup_whole() -> None:
+    from aggregator.normalise.html import summarise
+
+    text = summarise(
+        "<p>有<b>粗体</b>的</p><p>It is <em>im</em>portant</p><ul><li>a</li><li>b</li></ul>", 100
+    )
+    assert text == "有粗体的 It is important a b"

@@ -40,7 +40,11 @@ _ATTR = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
 # Sanitised HTML is well formed and double-quotes attribute values, so stripping tags from it for
 # a summary needs no parser.
 _TAG = re.compile(r"<(?:[^>\"']|\"[^\"]*\")*>")
-_BLOCK_END = re.compile(r"</(?:p|div|li|h[1-6]|blockquote|figcaption|tr|pre)>|<br\s*/?>", re.I)
+_BLOCK_END = re.compile(
+    r"</?(?:p|div|li|ul|ol|h[1-6]|blockquote|figure|figcaption|table|tr|td|th|pre|section)\b"
+    r"(?:[^>\"']|\"[^\"]*\")*>|<br\s*/?>",
+    re.I,
+)
 _SPACE = re.compile(r"\s+")
 _HTML_START = re.compile(r"\s*<(?:/?[a-zA-Z][a-zA-Z0-9-]*|!--)")
 
@@ -125,5 +129,6 @@ def summarise(content: str, limit: int) -> str:
 
 
 def _text_of(fragment: str) -> str:
-    fragment = _TAG.sub(" ", _BLOCK_END.sub(" ", fragment))
+    # Block boundaries become spaces; inline tags vanish, so `有<b>粗体</b>的` stays one word.
+    fragment = _TAG.sub("", _BLOCK_END.sub(" ", fragment))
     return _SPACE.sub(" ", html.unescape(fragment)).strip()
