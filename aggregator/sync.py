@@ -34,7 +34,8 @@ from aggregator.types import EntryIntent, FileStat, Skipped, Version
 
 log = logging.getLogger("aggregator")
 
-BATCH = 2000  # versions per store transaction
+BATCH = 2000  # posts per store transaction (their bodies are held in memory until written)
+DECIDE_BATCH = 10_000  # entries decided per transaction
 CHUNK = 250  # files per task handed to a worker process
 PARALLEL_MIN = 1500  # below this many changed files, parse in this process
 
@@ -196,7 +197,7 @@ def decide_pending(store: Store, now: datetime, report: SyncReport | None = None
     """
     while True:
         with store.transaction() as tx:
-            keys = tx.take_pending(BATCH)
+            keys = tx.take_pending(DECIDE_BATCH)
             if not keys:
                 return
             stored_versions, stored_entries = tx.decision_state(keys)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from functools import lru_cache
+from urllib.parse import urljoin
 
 import nh3
 from markdown_it import MarkdownIt
@@ -71,17 +73,33 @@ def promote_lazy_images(body: str) -> str:
     return _IMG_TAG.sub(_promote_lazy, body)
 
 
+# The document being cleaned, for resolving its relative URLs (see `_resolve`). One cleaner
+# is built once: building nh3's options for every call cost as much as the cleaning itself.
+_current = threading.local()
+
+
+def _resolve(url: str) -> str | None:
+    base = getattr(_current, "base", None)
+    return urljoin(base, url) if base else url
+
+
+_CLEANER = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    clean_content_tags=DROPPED_WITH_CONTENT,
+    attributes=ATTRIBUTES,
+    url_schemes=URL_SCHEMES,
+    url_relative=_resolve,
+    strip_comments=True,
+)
+
+
 def sanitise(body: str, base_url: str | None) -> str:
     """Safe HTML from untrusted HTML, with URLs made absolute against `base_url` when known."""
-    clean = nh3.clean(
-        promote_lazy_images(strip_invalid_xml(body)),
-        tags=ALLOWED_TAGS,
-        clean_content_tags=DROPPED_WITH_CONTENT,
-        attributes=ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        url_relative=("rewrite_with_base", base_url) if base_url else "pass_through",
-        strip_comments=True,
-    ).strip()
+    _current.base = base_url
+    try:
+        clean = _CLEANER.clean(promote_lazy_images(strip_invalid_xml(body))).strip()
+    finally:
+        _current.base = None
     # nh3 decodes character references, and `&#1;` decodes to a character XML forbids.
     return strip_invalid_xml(clean) if "&#" in body else clean
 

@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,7 +22,6 @@ from sqlalchemy import (
     Table,
     and_,
     create_engine,
-    delete,
     event,
     func,
     select,
@@ -93,6 +92,24 @@ class Store:
         self.engine = engine
         self.dialect = engine.dialect.name
 
+    # Datetimes as the driver takes and gives them, for the plain-SQL paths (see `Batch`); the
+    # same conversions `UTCDateTime` does for SQLAlchemy statements, in SQLAlchemy's SQLite text
+    # format, so both paths read and sort each other's values.
+    def to_db_time(self, value: datetime | None) -> Any:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        if self.dialect == "sqlite":
+            return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return value
+
+    def from_db_time(self, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
     # ---- opening ------------------------------------------------------------------------
 
     @classmethod
@@ -105,6 +122,11 @@ class Store:
         store = cls(engine)
         try:
             current = store.schema_revision()
+            if current not in (None, SCHEMA_REVISION) and current not in migrate.known():
+                raise StoreError(
+                    f"{describe_url(url)}: database schema {current} is newer than this "
+                    f"aggregator knows ({SCHEMA_REVISION}); upgrade aggregator"
+                )
             if current != SCHEMA_REVISION:
                 if not upgrade:
                     raise StoreError(
@@ -117,6 +139,9 @@ class Store:
             raise StoreError(
                 f"{describe_url(url)}: database unreachable ({_one_line(exc)})"
             ) from None
+        except StoreError:
+            engine.dispose()
+            raise
         return store
 
     def schema_revision(self) -> str | None:
@@ -208,14 +233,11 @@ class Store:
 
     def known_files(self, input_id: int) -> dict[str, tuple[int, str, str]]:
         """locator -> (version id, signature, identity key) for every stored copy of an input."""
+        ph = "?" if self.dialect == "sqlite" else "%s"
         with self.reading() as conn:
-            rows = conn.execute(
-                select(
-                    versions_t.c.locator,
-                    versions_t.c.id,
-                    versions_t.c.signature,
-                    versions_t.c.identity_key,
-                ).where(versions_t.c.input_id == input_id)
+            rows = conn.exec_driver_sql(
+                f"SELECT locator, id, signature, identity_key FROM versions WHERE input_id = {ph}",
+                (input_id,),
             )
             return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
@@ -315,136 +337,146 @@ class Store:
 
 
 class Batch:
-    """The operations of one write transaction (see `Store.transaction`)."""
+    """The operations of one write transaction (see `Store.transaction`).
+
+    The operations that run once per post or per entry are written as plain SQL executed with
+    the driver's `executemany`: SQLAlchemy's per-row parameter processing cost more than the
+    database itself on a 100,000-post archive. The SQL is the same on SQLite and PostgreSQL
+    (`INSERT … ON CONFLICT` works on both); only the placeholder differs.
+    """
 
     def __init__(self, store: Store, conn: Connection):
         self.store = store
         self.conn = conn
+        self.ph = "?" if store.dialect == "sqlite" else "%s"
+
+    def _many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            self.conn.exec_driver_sql(sql.replace("?", self.ph), list(rows))
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return list(self.conn.exec_driver_sql(sql.replace("?", self.ph), tuple(params)).all())
+
+    def _run(self, sql: str, params: Sequence[Any]) -> None:
+        self.conn.exec_driver_sql(sql.replace("?", self.ph), tuple(params))
+
+    def _in(self, n: int) -> str:
+        return ", ".join("?" * n)
 
     def put_versions(self, input_id: int, versions: Sequence[Version], now: datetime) -> None:
         """Insert or replace copies, keyed by (input, locator)."""
-        if not versions:
-            return
+        t = self.store.to_db_time
+        seen = t(now)
         rows = [
-            {
-                "input_id": input_id,
-                "locator": v.locator,
-                "signature": v.signature,
-                "identity_key": v.identity_key,
-                "title": v.title,
-                "link": v.link,
-                "published": v.published,
-                "declared_updated": v.declared_updated,
-                "author": v.author,
-                "source_key": v.source_key,
-                "source_name": v.source_name,
-                "tags": json.dumps(v.tags, ensure_ascii=False),
-                "image": v.image,
-                "language": v.language,
-                "content": v.content,
-                "summary": v.summary,
-                "body_hash": v.body_hash,
-                "mtime_ns": v.mtime_ns,
-                "seen_at": now,
-            }
+            (
+                input_id, v.locator, v.signature, v.identity_key, v.title, v.link,
+                t(v.published), t(v.declared_updated), v.author, v.source_key, v.source_name,
+                json.dumps(v.tags, ensure_ascii=False), v.image, v.language, v.content,
+                v.summary, v.body_hash, v.mtime_ns, seen,
+            )
             for v in versions
-        ]
-        stmt = self.store.insert(versions_t)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["input_id", "locator"],
-            set_={c: stmt.excluded[c] for c in rows[0] if c not in ("input_id", "locator")},
+        ]  # fmt: skip
+        columns = (
+            "input_id, locator, signature, identity_key, title, link, published, "
+            "declared_updated, author, source_key, source_name, tags, image, language, content, "
+            "summary, body_hash, mtime_ns, seen_at"
         )
-        self.conn.execute(stmt, rows)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns.replace(" ", "").split(",")[2:])
+        self._many(
+            f"INSERT INTO versions ({columns}) VALUES ({self._in(19)}) "
+            f"ON CONFLICT (input_id, locator) DO UPDATE SET {updates}",
+            rows,
+        )
 
     def delete_versions(self, version_ids: Sequence[int]) -> None:
         for chunk in _chunks(list(version_ids)):
-            self.conn.execute(delete(versions_t).where(versions_t.c.id.in_(chunk)))
+            self._run(f"DELETE FROM versions WHERE id IN ({self._in(len(chunk))})", chunk)
 
     def mark_pending(self, keys: Iterable[str]) -> None:
         """Remember that the entries of these identity keys must be decided again."""
-        rows = [{"identity_key": k} for k in sorted(set(keys))]
-        if rows:
-            stmt = self.store.insert(pending_t).on_conflict_do_nothing(
-                index_elements=["identity_key"]
-            )
-            self.conn.execute(stmt, rows)
+        # DO UPDATE, not DO NOTHING: it waits for a daemon that is deciding this key right now
+        # (which holds the row locked) and then re-inserts the mark that daemon removes, so a
+        # copy committed during someone else's decision is decided in the next round.
+        self._many(
+            "INSERT INTO pending (identity_key) VALUES (?) "
+            "ON CONFLICT (identity_key) DO UPDATE SET identity_key = excluded.identity_key",
+            [(k,) for k in sorted(set(keys))],
+        )
 
     def take_pending(self, limit: int) -> list[str]:
         """Up to `limit` pending keys, in key order (locked against other writers on PostgreSQL,
         which skip them)."""
-        query = select(pending_t.c.identity_key).order_by(pending_t.c.identity_key).limit(limit)
-        if self.store.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return list(self.conn.execute(query).scalars())
+        lock = " FOR UPDATE SKIP LOCKED" if self.store.dialect == "postgresql" else ""
+        rows = self._query(
+            f"SELECT identity_key FROM pending ORDER BY identity_key LIMIT ?{lock}", (limit,)
+        )
+        return [r[0] for r in rows]
 
     def clear_pending(self, keys: Sequence[str]) -> None:
         for chunk in _chunks(list(keys)):
-            self.conn.execute(delete(pending_t).where(pending_t.c.identity_key.in_(chunk)))
+            self._run(f"DELETE FROM pending WHERE identity_key IN ({self._in(len(chunk))})", chunk)
 
     def decision_state(
         self, keys: Iterable[str]
     ) -> tuple[dict[str, list[StoredVersion]], dict[str, StoredEntry]]:
         """Every stored copy and the stored entry of each identity key, for `decide`."""
         keys = sorted(set(keys))
+        f = self.store.from_db_time
         versions: dict[str, list[StoredVersion]] = defaultdict(list)
         entries: dict[str, StoredEntry] = {}
-        v = versions_t
         for chunk in _chunks(keys):
-            for r in self.conn.execute(
-                select(
-                    v.c.id, v.c.identity_key, v.c.published, v.c.declared_updated, v.c.mtime_ns,
-                    v.c.locator, v.c.body_hash, v.c.source_key, v.c.source_name, v.c.tags,
-                ).where(v.c.identity_key.in_(chunk))
-            ):  # fmt: skip
-                versions[r.identity_key].append(
+            marks = self._in(len(chunk))
+            for r in self._query(
+                "SELECT id, identity_key, published, declared_updated, mtime_ns, locator, "
+                "body_hash, source_key, source_name, tags "
+                f"FROM versions WHERE identity_key IN ({marks})",
+                chunk,
+            ):
+                versions[r[1]].append(
                     StoredVersion(
-                        version_id=r.id,
-                        identity_key=r.identity_key,
-                        published=r.published,
-                        declared_updated=r.declared_updated,
-                        mtime_ns=r.mtime_ns,
-                        locator=r.locator,
-                        body_hash=r.body_hash,
-                        source_key=r.source_key,
-                        source_name=r.source_name,
-                        tags=tuple((k, d) for k, d in json.loads(r.tags)),
+                        version_id=r[0],
+                        identity_key=r[1],
+                        published=f(r[2]),
+                        declared_updated=f(r[3]),
+                        mtime_ns=r[4],
+                        locator=r[5],
+                        body_hash=r[6],
+                        source_key=r[7],
+                        source_name=r[8],
+                        tags=tuple((k, d) for k, d in json.loads(r[9])),
                     )
                 )
-            rows = self.conn.execute(
-                select(
-                    entries_t.c.id, entries_t.c.identity_key, entries_t.c.version_id,
-                    entries_t.c.content_hash, entries_t.c.published, entries_t.c.updated,
-                    entries_t.c.source_key,
-                ).where(entries_t.c.identity_key.in_(chunk))
-            ).all()  # fmt: skip
+            rows = self._query(
+                "SELECT id, identity_key, version_id, content_hash, published, updated, "
+                f"source_key FROM entries WHERE identity_key IN ({marks})",
+                chunk,
+            )
             if not rows:
                 continue
-            pks = [r.id for r in rows]
+            pks = [r[0] for r in rows]
+            pk_marks = self._in(len(pks))
             tag_keys: dict[int, set[str]] = defaultdict(set)
             source_keys: dict[int, set[str]] = defaultdict(set)
-            for pk, key in self.conn.execute(
-                select(entry_tags_t.c.entry_pk, entry_tags_t.c.tag_key).where(
-                    entry_tags_t.c.entry_pk.in_(pks)
-                )
+            for pk, key in self._query(
+                f"SELECT entry_pk, tag_key FROM entry_tags WHERE entry_pk IN ({pk_marks})", pks
             ):
                 tag_keys[pk].add(key)
-            for pk, key in self.conn.execute(
-                select(entry_sources_t.c.entry_pk, entry_sources_t.c.source_key).where(
-                    entry_sources_t.c.entry_pk.in_(pks)
-                )
+            for pk, key in self._query(
+                f"SELECT entry_pk, source_key FROM entry_sources WHERE entry_pk IN ({pk_marks})",
+                pks,
             ):
                 source_keys[pk].add(key)
-            for e in rows:
-                entries[e.identity_key] = StoredEntry(
-                    entry_pk=e.id,
-                    identity_key=e.identity_key,
-                    version_id=e.version_id,
-                    content_hash=e.content_hash,
-                    published=e.published,
-                    updated=e.updated,
-                    source_key=e.source_key,
-                    tag_keys=frozenset(tag_keys[e.id]),
-                    source_keys=frozenset(source_keys[e.id]),
+            for pk, key, version_id, chash, published, updated, source_key in rows:
+                entries[key] = StoredEntry(
+                    entry_pk=pk,
+                    identity_key=key,
+                    version_id=version_id,
+                    content_hash=chash,
+                    published=cast(datetime, f(published)),
+                    updated=cast(datetime, f(updated)),
+                    source_key=source_key,
+                    tag_keys=frozenset(tag_keys[pk]),
+                    source_keys=frozenset(source_keys[pk]),
                 )
         return dict(versions), entries
 
@@ -455,102 +487,93 @@ class Batch:
             return None
         revision = self._bump_revision()
         removed = [i.identity_key for i in changing if i.action == "removed"]
-        upserts = [i for i in changing if i.action != "removed"]
         for chunk in _chunks(removed):
-            pks = select(entries_t.c.id).where(entries_t.c.identity_key.in_(chunk))
-            self.conn.execute(delete(entry_tags_t).where(entry_tags_t.c.entry_pk.in_(pks)))
-            self.conn.execute(delete(entry_sources_t).where(entry_sources_t.c.entry_pk.in_(pks)))
-            self.conn.execute(delete(entries_t).where(entries_t.c.identity_key.in_(chunk)))
+            pks = [r[0] for r in self._query(
+                f"SELECT id FROM entries WHERE identity_key IN ({self._in(len(chunk))})", chunk
+            )]  # fmt: skip
+            self._unlink(pks)
+            self._run(f"DELETE FROM entries WHERE identity_key IN ({self._in(len(chunk))})", chunk)
+        upserts = [i for i in changing if i.action != "removed"]
         if upserts:
             self._upsert_entries(upserts, now)
-        feeds = sorted({f for i in changing for f in i.feeds})
-        if feeds:
-            stmt = self.store.insert(feed_state_t)
-            self.conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["feed_key"], set_={"revision": stmt.excluded.revision}
-                ),
-                [{"feed_key": f, "revision": revision} for f in feeds],
-            )
+        self._many(
+            "INSERT INTO feed_state (feed_key, revision) VALUES (?, ?) "
+            "ON CONFLICT (feed_key) DO UPDATE SET revision = excluded.revision",
+            [(f, revision) for f in sorted({f for i in changing for f in i.feeds})],
+        )
         return revision
 
     def _bump_revision(self) -> int:
-        stmt = self.store.insert(counters_t)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["name"], set_={"value": counters_t.c.value + 1}
-        ).returning(counters_t.c.value)
-        return int(self.conn.execute(stmt, {"name": "revision", "value": 1}).scalar_one())
+        rows = self._query(
+            "INSERT INTO counters (name, value) VALUES ('revision', 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+            (),
+        )
+        return int(rows[0][0])
+
+    def _unlink(self, pks: Sequence[int]) -> None:
+        """Remove entries' tag and source links (before writing new ones or deleting them)."""
+        for chunk in _chunks(list(pks)):
+            marks = self._in(len(chunk))
+            self._run(f"DELETE FROM entry_tags WHERE entry_pk IN ({marks})", chunk)
+            self._run(f"DELETE FROM entry_sources WHERE entry_pk IN ({marks})", chunk)
 
     def _upsert_entries(self, upserts: Sequence[EntryIntent], now: datetime) -> None:
-        stmt = self.store.insert(entries_t)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["identity_key"],
-            set_={
-                c: stmt.excluded[c]
-                for c in (
-                    "version_id",
-                    "source_key",
-                    "source_name",
-                    "published",
-                    "updated",
-                    "content_hash",
+        t = self.store.to_db_time
+        first_seen = t(now)
+        self._many(
+            "INSERT INTO entries (identity_key, entry_id, version_id, source_key, source_name, "
+            "published, updated, content_hash, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (identity_key) DO UPDATE SET version_id = excluded.version_id, "
+            "source_key = excluded.source_key, source_name = excluded.source_name, "
+            "published = excluded.published, updated = excluded.updated, "
+            "content_hash = excluded.content_hash",
+            [
+                (
+                    i.identity_key, i.entry_id, i.version_id, i.source_key, i.source_name,
+                    t(i.published), t(i.updated), i.content_hash, first_seen,
                 )
-            },
-        ).returning(entries_t.c.id, entries_t.c.identity_key)
+                for i in upserts
+            ],
+        )  # fmt: skip
         pk_of: dict[str, int] = {}
-        for chunk in _chunks(upserts):
-            result = self.conn.execute(
-                stmt,
-                [
-                    {
-                        "identity_key": i.identity_key,
-                        "entry_id": i.entry_id,
-                        "version_id": i.version_id,
-                        "source_key": i.source_key,
-                        "source_name": i.source_name,
-                        "published": i.published,
-                        "updated": i.updated,
-                        "content_hash": i.content_hash,
-                        "first_seen_at": now,
-                    }
-                    for i in chunk
-                ],
+        keys = [i.identity_key for i in upserts]
+        for chunk in _chunks(keys):
+            pk_of.update(
+                (key, pk)
+                for pk, key in self._query(
+                    f"SELECT id, identity_key FROM entries WHERE identity_key IN "
+                    f"({self._in(len(chunk))})",
+                    chunk,
+                )
             )
-            pk_of.update((key, pk) for pk, key in result)
-        old = [pk_of[i.identity_key] for i in upserts if i.action != "new"]
-        for chunk in _chunks(old):
-            self.conn.execute(delete(entry_tags_t).where(entry_tags_t.c.entry_pk.in_(chunk)))
-            self.conn.execute(delete(entry_sources_t).where(entry_sources_t.c.entry_pk.in_(chunk)))
-        tag_rows = [
-            {
-                "tag_key": k,
-                "entry_pk": pk_of[i.identity_key],
-                "position": n,
-                "published": i.published,
-            }
-            for i in upserts
-            for n, (k, _) in enumerate(i.tags)
-        ]
-        source_rows = [
-            {"source_key": k, "entry_pk": pk_of[i.identity_key], "published": i.published}
-            for i in upserts
-            for k, _ in i.sources
-        ]
-        if tag_rows:
-            self.conn.execute(entry_tags_t.insert(), tag_rows)
-        if source_rows:
-            self.conn.execute(entry_sources_t.insert(), source_rows)
-        self._names(tags_t, (t for i in upserts for t in i.tags))
-        self._names(sources_t, (s for i in upserts for s in i.sources))
+        self._unlink([pk_of[i.identity_key] for i in upserts if i.action != "new"])
+        tag_rows: list[tuple[Any, ...]] = []
+        source_rows: list[tuple[Any, ...]] = []
+        for i in upserts:
+            pk, published = pk_of[i.identity_key], t(i.published)
+            tag_rows.extend((k, pk, n, published) for n, (k, _) in enumerate(i.tags))
+            source_rows.extend((k, pk, published) for k, _ in i.sources)
+        self._many(
+            "INSERT INTO entry_tags (tag_key, entry_pk, position, published) VALUES (?, ?, ?, ?)",
+            tag_rows,
+        )
+        self._many(
+            "INSERT INTO entry_sources (source_key, entry_pk, published) VALUES (?, ?, ?)",
+            source_rows,
+        )
+        self._names("tags", (tag for i in upserts for tag in i.tags))
+        self._names("sources", (src for i in upserts for src in i.sources))
 
-    def _names(self, table: Any, pairs: Iterable[Tag]) -> None:
+    def _names(self, table: str, pairs: Iterable[Tag]) -> None:
         """Record display names; the first spelling seen of a key is kept."""
         first: dict[str, str] = {}
         for key, display in pairs:
             first.setdefault(key, display)
-        if first:
-            stmt = self.store.insert(table).on_conflict_do_nothing(index_elements=["key"])
-            self.conn.execute(stmt, [{"key": k, "display": d} for k, d in first.items()])
+        self._many(
+            f"INSERT INTO {table} (key, display) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            list(first.items()),
+        )
 
 
 def _make_engine(url: str) -> Engine:

@@ -23,6 +23,13 @@ def head_revision() -> str:
     return head
 
 
+def known() -> set[str]:
+    """Every revision in `migrations/`."""
+    from alembic.script import ScriptDirectory
+
+    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the database at `engine` to the newest schema, in one transaction."""
     from alembic import command

@@ -118,8 +118,9 @@ class EntryRow(Base):
     __table_args__ = (Index("ix_entries_published_entry_id", "published", "entry_id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     identity_key: Mapped[str] = mapped_column(Text, unique=True)
-    entry_id: Mapped[str] = mapped_column(String(100), unique=True)
-    version_id: Mapped[int] = mapped_column(Integer, index=True)
+    entry_id: Mapped[str] = mapped_column(String(100))
+    """Minted from identity_key (a UUID v5), so unique with it; no index of its own."""
+    version_id: Mapped[int] = mapped_column(Integer)
     source_key: Mapped[str] = mapped_column(Text)
     source_name: Mapped[str] = mapped_column(Text)
     published: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -142,10 +143,13 @@ class SourceRow(Base):
 
 
 class EntryTagRow(Base):
+    """An entry's tags (the key leads with the entry: its tags are found and replaced
+    together); the index serves per-tag feeds, newest first."""
+
     __tablename__ = "entry_tags"
     __table_args__ = (Index("ix_entry_tags_tag_key_published", "tag_key", "published"),)
+    entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True)
     tag_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True, index=True)
     position: Mapped[int] = mapped_column(Integer)
     published: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -153,8 +157,8 @@ class EntryTagRow(Base):
 class EntrySourceRow(Base):
     __tablename__ = "entry_sources"
     __table_args__ = (Index("ix_entry_sources_source_key_published", "source_key", "published"),)
+    entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True)
     source_key: Mapped[str] = mapped_column(Text, primary_key=True)
-    entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True, index=True)
     published: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -24,11 +24,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_counters")),
     )
     op.create_table(
-        "pending",
-        sa.Column("identity_key", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("identity_key", name=op.f("pk_pending")),
-    )
-    op.create_table(
         "entries",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("identity_key", sa.Text(), nullable=False),
@@ -41,14 +36,12 @@ def upgrade() -> None:
         sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_entries")),
-        sa.UniqueConstraint("entry_id", name=op.f("uq_entries_entry_id")),
         sa.UniqueConstraint("identity_key", name=op.f("uq_entries_identity_key")),
     )
     with op.batch_alter_table("entries", schema=None) as batch_op:
         batch_op.create_index(
             "ix_entries_published_entry_id", ["published", "entry_id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_entries_version_id"), ["version_id"], unique=False)
 
     op.create_table(
         "feed_state",
@@ -77,6 +70,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_inputs_name")),
     )
     op.create_table(
+        "pending",
+        sa.Column("identity_key", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("identity_key", name=op.f("pk_pending")),
+    )
+    op.create_table(
         "sources",
         sa.Column("key", sa.Text(), nullable=False),
         sa.Column("display", sa.Text(), nullable=False),
@@ -90,33 +88,31 @@ def upgrade() -> None:
     )
     op.create_table(
         "entry_sources",
-        sa.Column("source_key", sa.Text(), nullable=False),
         sa.Column("entry_pk", sa.Integer(), nullable=False),
+        sa.Column("source_key", sa.Text(), nullable=False),
         sa.Column("published", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["entry_pk"], ["entries.id"], name=op.f("fk_entry_sources_entry_pk_entries")
         ),
-        sa.PrimaryKeyConstraint("source_key", "entry_pk", name=op.f("pk_entry_sources")),
+        sa.PrimaryKeyConstraint("entry_pk", "source_key", name=op.f("pk_entry_sources")),
     )
     with op.batch_alter_table("entry_sources", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_entry_sources_entry_pk"), ["entry_pk"], unique=False)
         batch_op.create_index(
             "ix_entry_sources_source_key_published", ["source_key", "published"], unique=False
         )
 
     op.create_table(
         "entry_tags",
-        sa.Column("tag_key", sa.Text(), nullable=False),
         sa.Column("entry_pk", sa.Integer(), nullable=False),
+        sa.Column("tag_key", sa.Text(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("published", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["entry_pk"], ["entries.id"], name=op.f("fk_entry_tags_entry_pk_entries")
         ),
-        sa.PrimaryKeyConstraint("tag_key", "entry_pk", name=op.f("pk_entry_tags")),
+        sa.PrimaryKeyConstraint("entry_pk", "tag_key", name=op.f("pk_entry_tags")),
     )
     with op.batch_alter_table("entry_tags", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_entry_tags_entry_pk"), ["entry_pk"], unique=False)
         batch_op.create_index(
             "ix_entry_tags_tag_key_published", ["tag_key", "published"], unique=False
         )
@@ -162,22 +158,19 @@ def downgrade() -> None:
     op.drop_table("versions")
     with op.batch_alter_table("entry_tags", schema=None) as batch_op:
         batch_op.drop_index("ix_entry_tags_tag_key_published")
-        batch_op.drop_index(batch_op.f("ix_entry_tags_entry_pk"))
 
     op.drop_table("entry_tags")
     with op.batch_alter_table("entry_sources", schema=None) as batch_op:
         batch_op.drop_index("ix_entry_sources_source_key_published")
-        batch_op.drop_index(batch_op.f("ix_entry_sources_entry_pk"))
 
     op.drop_table("entry_sources")
     op.drop_table("tags")
     op.drop_table("sources")
+    op.drop_table("pending")
     op.drop_table("inputs")
     op.drop_table("feed_state")
     with op.batch_alter_table("entries", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_entries_version_id"))
         batch_op.drop_index("ix_entries_published_entry_id")
 
     op.drop_table("entries")
-    op.drop_table("pending")
     op.drop_table("counters")
