@@ -5,35 +5,47 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from aggregator.config import Config
 from aggregator.sync import SyncReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+# rich is imported only when output goes to a terminal: a cron job's `sync` starts faster.
 
 
 class ConsoleReporter:
     """Progress for `sync`: a rich bar on a terminal, nothing but problems otherwise."""
 
     def __init__(self) -> None:
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.tty = self.err.is_terminal
+        self.tty = sys.stderr.isatty()
+        self.out: Console | None = None
         self.progress: Progress | None = None
         self.task: Any = None
         self.problems = 0
 
     def __enter__(self) -> ConsoleReporter:
         if self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.out = Console(highlight=False, soft_wrap=True)
+            err = Console(stderr=True, highlight=False, soft_wrap=True)
             self.progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=self.err,
+                console=err,
                 transient=True,
             )
             self.progress.start()
@@ -84,7 +96,9 @@ def print_summary(report: SyncReport, config: Config, reporter: ConsoleReporter)
     published = report.published
     written = len(published.written) if published else 0
     feeds = len(published.feeds) if published else 0
-    if reporter.tty:
+    if reporter.tty and reporter.out is not None:
+        from rich.table import Table
+
         table = Table(title="aggregator sync", title_justify="left")
         for col in ("input", "new", "updated", "unchanged", "removed", "skipped"):
             table.add_column(col, justify="left" if col == "input" else "right")
@@ -114,12 +128,15 @@ def print_summary(report: SyncReport, config: Config, reporter: ConsoleReporter)
 
 
 def print_feeds(listing: list[dict[str, Any]]) -> None:
-    console = Console(highlight=False)
-    if not console.is_terminal:
+    if not sys.stdout.isatty():
         for f in listing:
             url = f["urls"].get("atom") or next(iter(f["urls"].values()))
             print(f"{f['kind']}\t{f['name']}\t{f['entries']}\t{f['updated']}\t{url}")
         return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
     table = Table()
     for col in ("kind", "name", "entries", "updated", "url"):
         table.add_column(col, justify="right" if col == "entries" else "left")

@@ -16,8 +16,8 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -26,11 +26,11 @@ from aggregator.adapters import files as files_adapter
 from aggregator.config import Config, FilesInput
 from aggregator.decide import decide_entries
 from aggregator.errors import ParseError, SourceError
-from aggregator.normalise import PostSettings, normalise_post
+from aggregator.normalise import PostSettings, normalise_post, render_body
 from aggregator.normalise.urls import UrlRules
 from aggregator.publish import PublishResult, publish
 from aggregator.store import Store
-from aggregator.types import EntryIntent, FileStat, Skipped, Version
+from aggregator.types import EntryIntent, FeedItem, FileStat, Skipped, Version
 
 log = logging.getLogger("aggregator")
 
@@ -120,6 +120,38 @@ def post_settings(config: Config, inp: FilesInput) -> PostSettings:
     )
 
 
+class BodyLoader:
+    """Fills in the content and summary of feed items whose body is kept in a post file.
+
+    One is made per publish run; it remembers what it rendered, since one entry is often in
+    several feeds (everything, its source, its tags). A file that can no longer be read gives an
+    empty body and a warning, and never stops publishing.
+    """
+
+    def __init__(self, summary_length: int):
+        self.summary_length = summary_length
+        self.cache: dict[tuple[str, str | None], tuple[str, str]] = {}
+
+    def __call__(self, item: FeedItem) -> FeedItem:
+        if item.content is not None or item.body_path is None:
+            return item
+        key = (item.body_path, item.link)
+        rendered = self.cache.get(key)
+        if rendered is None:
+            file = FileStat(Path(item.body_path).name, item.body_path, "", 0)
+            try:
+                draft = files_adapter.read_post(file)
+            except ParseError as exc:
+                log.warning("%s: body not published: %s", item.body_path, exc)
+                rendered = ("", "")
+            else:
+                rendered = render_body(draft, item.link, self.summary_length)
+            if len(self.cache) < 20_000:
+                self.cache[key] = rendered
+        content, summary = rendered
+        return replace(item, content=content, summary=item.summary or summary)
+
+
 def parse_file(file: FileStat, settings: PostSettings) -> Version | Skipped:
     """Read and normalise one post; a file that is not a post becomes a Skipped."""
     try:
@@ -154,7 +186,9 @@ def parsed(
         for chunk in chunks:
             yield parse_files(chunk, settings)
         return
-    window = 2 * workers + 1  # chunks in flight: enough to keep workers busy, bounded memory
+    # Chunks in flight: enough that workers never wait while this process writes a batch to
+    # the store (results are small: bodies stay in their files), and still bounded.
+    window = 16 * workers
     context = multiprocessing.get_context("fork")  # workers inherit the loaded modules
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
@@ -240,18 +274,25 @@ def run_files_input(
 ) -> InputReport:
     root = config.resolve(inp.path)
     result = InputReport(inp.display_name, inp.kind, str(root))
-    input_id = store.ensure_input(inp.display_name, inp.kind, str(root), now)
-    try:
-        found = files_adapter.scan(root)
-    except SourceError as exc:
-        result.error = str(exc)
-        store.record_run(input_id, now=now, ok=False, error=result.error)
-        return result
     started = time.perf_counter()
-    known = store.known_files(input_id)
-    changed = [f for f in found if (k := known.get(f.locator)) is None or k[1] != f.signature]
+    input_id = store.ensure_input(inp.display_name, inp.kind, str(root), now)
+    # The stored signatures are read while the folder is scanned: both wait on the system
+    # (stat calls, SQLite) more than on Python, and a sync with nothing new is mostly these two.
+    with ThreadPoolExecutor(1) as pool:
+        stored = pool.submit(store.known_signatures, input_id)
+        try:
+            found = files_adapter.scan(root)
+        except SourceError as exc:
+            result.error = str(exc)
+            store.record_run(input_id, now=now, ok=False, error=result.error)
+            return result
+        signatures = stored.result()
+    changed = [f for f in found if signatures.get(f.locator) != f.signature]
     present = {f.locator for f in found}
-    gone = [(loc, vid, key) for loc, (vid, _sig, key) in known.items() if loc not in present]
+    missing = [loc for loc in signatures if loc not in present]
+    reread = [f.locator for f in changed if f.locator in signatures]
+    known = store.known_files(input_id, [*missing, *reread]) if missing or reread else {}
+    gone = [(loc, *known[loc]) for loc in missing]
     result.unchanged = len(found) - len(changed)
     reporter.input_started(inp.display_name, len(changed))
 
@@ -259,7 +300,7 @@ def run_files_input(
     batch: list[Version] = []
 
     def flush() -> None:
-        old_keys = {known[v.locator][2] for v in batch if v.locator in known}
+        old_keys = {known[v.locator][1] for v in batch if v.locator in known}
         write_copies(store, input_id, batch, (), old_keys, now)
         batch.clear()
 
@@ -330,7 +371,13 @@ def sync(
         decide_pending(store, now, report)
         log.info("decided entries in %.2fs", time.perf_counter() - started)
         started = time.perf_counter()
-        report.published = publish(store, config, progress=reporter.publishing, workers=workers)
+        report.published = publish(
+            store,
+            config,
+            progress=reporter.publishing,
+            workers=workers,
+            bodies=BodyLoader(config.feeds.summary_length),
+        )
         log.info(
             "published %d feeds (%d files written) in %.2fs",
             report.published.rendered,

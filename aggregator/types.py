@@ -12,15 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Tag = tuple[str, str]
 """(key, display): the key is the normalised form used for matching, display as first seen."""
 
 
-@dataclass(frozen=True, slots=True)
-class FileStat:
-    """A post file found on disk, before it is read."""
+class FileStat(NamedTuple):
+    """A post file found on disk, before it is read.
+
+    A named tuple rather than a frozen dataclass: one is made for every file on every sync,
+    and building a tuple costs a fifth as much. Tuples sort by locator, the first field.
+    """
 
     locator: str
     """Path relative to the input folder, with `/` separators: the file's name in the store."""
@@ -74,12 +77,14 @@ class Version:
     image: str | None
     """Lead image URL (`headimg`, `thumbnail`, `cover`, `image`)."""
     language: str | None
-    content: str
-    """Sanitised HTML with absolute URLs where the original URL is known."""
-    summary: str
-    """Plain text, at most the configured length."""
+    content: str | None
+    """Sanitised HTML with absolute URLs where the original URL is known; None when the body
+    stays in the post file and is rendered from it when published (see `normalise.render_body`).
+    """
+    summary: str | None
+    """Plain text, at most the configured length; None when derived from the body."""
     body_hash: str
-    """Hash of the normalised title, link and content (see `identity.body_hash`)."""
+    """Hash of the title, link and body as read (see `identity.body_hash`)."""
     mtime_ns: int
     warnings: tuple[str, ...] = ()
 
@@ -156,10 +161,13 @@ class FeedItem:
     author: str | None
     source_name: str
     categories: tuple[str, ...]
-    summary: str
-    content: str
+    summary: str | None
+    content: str | None
+    """None until rendered from `body_path` (see `Version.content`)."""
     image: str | None
     language: str | None
+    body_path: str | None = None
+    """The post file holding the body, when the store does not hold it."""
 
 
 @dataclass(frozen=True, slots=True)

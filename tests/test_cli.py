@@ -81,8 +81,10 @@ def test_sync_publishes_seeds_as_feeds(site: Path) -> None:
     assert zaobao.id.startswith("urn:uuid:")
     assert zaobao.published == "2022-07-07T15:04:00+00:00"
     # the repeated [title](url) heading and the epoch comment are not part of the content
-    assert "------" not in zaobao.content[0].value
-    assert "<!--" not in zaobao.content[0].value
+    body = zaobao.content[0].value
+    assert "中共中央军委联合参谋部参谋长李作成星期四（7月7日）应约" in body
+    assert "------" not in body and "<!--" not in body
+    assert zaobao.summary.startswith("中共中央军委联合参谋部参谋长李作成")
     guancha = all_feed.entries[1]
     assert [t.term for t in guancha.tags] == ["新媒体", "观察者网", "首页"]
     assert guancha.published == "2021-09-16T10:19:20+00:00"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -15,10 +16,16 @@ from hypothesis import strategies as st
 
 from aggregator.adapters.files import read_post, scan, split_post
 from aggregator.errors import ParseError
-from aggregator.normalise import PostSettings, flatten_names, merge_tags, normalise_post
+from aggregator.normalise import (
+    PostSettings,
+    flatten_names,
+    merge_tags,
+    normalise_post,
+    render_body,
+)
 from aggregator.normalise.identity import entry_id
 from aggregator.normalise.urls import UrlRules
-from aggregator.types import FileStat, Version
+from aggregator.types import FileStat, PostDraft, Version
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 CST = PostSettings(timezone="Asia/Shanghai")
@@ -36,7 +43,16 @@ def post(
     locator: str = "post.md",
 ) -> Version:
     file = FileStat(locator=locator, path="/archive/" + locator, signature="1:2", mtime_ns=1)
-    return normalise_post(split_post(f"---\n{front_matter}\n---\n{body}\n", file), settings)
+    return published(split_post(f"---\n{front_matter}\n---\n{body}\n", file), settings)
+
+
+def published(draft: PostDraft, settings: PostSettings) -> Version:
+    """The version as a feed shows it: metadata from `normalise_post`, and the body rendered
+    from the file by `render_body` (as the publisher does: a front-matter summary wins)."""
+    v = normalise_post(draft, settings)
+    assert v.content is None  # a post's body stays in its file until published
+    content, summary = render_body(draft, v.link, settings.summary_length)
+    return replace(v, content=content, summary=v.summary or summary)
 
 
 def displays(version: Version) -> list[str]:
@@ -48,7 +64,7 @@ def displays(version: Version) -> list[str]:
 
 def seed(name: str) -> Version:
     (file,) = [f for f in scan(SEEDS) if f.locator == name]
-    return normalise_post(read_post(file), CST)
+    return published(read_post(file), CST)
 
 
 def test_hexo_seed() -> None:

@@ -47,28 +47,25 @@ def scan(root: Path) -> list[FileStat]:
             entries = list(os.scandir(folder))
         except OSError as exc:
             raise SourceError(f"{folder}: cannot list folder ({exc.strerror})") from None
+        # This loop runs for every file on every sync, so it is kept tight: a sync with
+        # nothing new is mostly this loop and the comparison with the store.
         for entry in entries:
             name = entry.name
-            if name.startswith("."):
+            if name[0] == ".":
                 continue
             try:
-                if entry.is_dir(follow_symlinks=False):
+                dot = name.rfind(".")
+                if dot > 0 and name[dot:].lower() in POST_SUFFIXES and entry.is_file():
+                    st = entry.stat()
+                    mtime = st.st_mtime_ns
+                    found.append(
+                        FileStat(prefix + name, entry.path, f"{mtime}:{st.st_size}", mtime)
+                    )
+                elif entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, prefix + name + "/"))
-                    continue
-                if os.path.splitext(name)[1].lower() not in POST_SUFFIXES:
-                    continue
-                st = entry.stat()
             except OSError:
                 continue  # vanished while we looked, or a dangling link
-            found.append(
-                FileStat(
-                    locator=prefix + name,
-                    path=entry.path,
-                    signature=f"{st.st_mtime_ns}:{st.st_size}",
-                    mtime_ns=st.st_mtime_ns,
-                )
-            )
-    found.sort(key=lambda f: f.locator)
+    found.sort()  # by locator, then the rest (a locator is unique, so by locator alone)
     return found
 
 

@@ -22,16 +22,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator import __version__
 from aggregator.config import Config
 from aggregator.errors import PublishError
 from aggregator.normalise.dates import iso
 from aggregator.publish.plan import FeedRef, feed_ref, sort_key
-from aggregator.publish.render import RENDERERS, FeedMeta
 from aggregator.publish.site import Listed, render_index, render_opml
 from aggregator.store import Store
+from aggregator.types import FeedItem
+
+if TYPE_CHECKING:
+    from aggregator.publish.render import FeedMeta
 
 MANIFEST = ".aggregator-manifest.json"
 INDEX = "index.html"
@@ -93,6 +96,8 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 
 
 def feed_meta(config: Config, ref: FeedRef) -> FeedMeta:
+    from aggregator.publish.render import FeedMeta
+
     site = config.site
     if ref.kind == "all":
         title, description = site.title, site.description
@@ -118,6 +123,7 @@ def publish(
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
+    bodies: BodyLoader | None = None,
 ) -> PublishResult:
     """Bring the output folder up to date with the store (see module docstring)."""
     output = config.output_dir
@@ -165,7 +171,8 @@ def publish(
             new_manifest[key] = previous
         else:
             tasks.append(RenderTask(ref, revision, entries))
-    for key, entry, written in _render_all(store, config, tasks, workers, progress):
+    loader = bodies or _no_bodies
+    for key, entry, written in _render_all(store, config, tasks, workers, progress, loader):
         new_manifest[key] = entry
         result.written.extend(written)
         result.rendered += 1
@@ -213,9 +220,19 @@ RenderDone = tuple[str, dict[str, Any], list[str]]
 """(feed key, manifest entry, files written)"""
 
 
-def _render_feed(store: Store, config: Config, task: RenderTask) -> RenderDone:
+BodyLoader = Callable[[FeedItem], FeedItem]
+"""Gives an item whose body is kept in a file its content and summary (see `sync.BodyLoader`)."""
+
+
+def _no_bodies(item: FeedItem) -> FeedItem:
+    return item
+
+
+def _render_feed(store: Store, config: Config, task: RenderTask, bodies: BodyLoader) -> RenderDone:
+    from aggregator.publish.render import RENDERERS  # feedgen and lxml load only to render
+
     ref = task.ref
-    items = store.feed_items(ref.key, config.feeds.entries)
+    items = [bodies(item) for item in store.feed_items(ref.key, config.feeds.entries)]
     meta = feed_meta(config, ref)
     files: dict[str, str] = {}
     written: list[str] = []
@@ -239,18 +256,18 @@ def _render_feed(store: Store, config: Config, task: RenderTask) -> RenderDone:
 # Rendering is CPU-bound (feedgen builds an lxml tree per feed and format). With many feeds to
 # render, forked worker processes share the work; each opens its own database connection.
 PARALLEL_MIN = 24
-_worker: tuple[Store, Config] | None = None
+_worker: tuple[Store, Config, BodyLoader] | None = None
 
 
-def _init_worker(config: Config) -> None:
+def _init_worker(config: Config, bodies: BodyLoader) -> None:
     global _worker
-    _worker = (Store.open(config.database_url, upgrade=False), config)
+    _worker = (Store.open(config.database_url, upgrade=False), config, bodies)
 
 
 def _render_chunk(tasks: list[RenderTask]) -> list[RenderDone]:
     assert _worker is not None
-    store, config = _worker
-    return [_render_feed(store, config, task) for task in tasks]
+    store, config, bodies = _worker
+    return [_render_feed(store, config, task, bodies) for task in tasks]
 
 
 def _render_all(
@@ -259,11 +276,12 @@ def _render_all(
     tasks: list[RenderTask],
     workers: int,
     progress: Callable[[int, int], None] | None,
+    bodies: BodyLoader,
 ) -> Iterator[RenderDone]:
     total = len(tasks)
     if workers <= 1 or total < PARALLEL_MIN:
         for done, task in enumerate(tasks, start=1):
-            yield _render_feed(store, config, task)
+            yield _render_feed(store, config, task, bodies)
             if progress:
                 progress(done, total)
         return
@@ -271,7 +289,7 @@ def _render_all(
     context = multiprocessing.get_context("fork")
     done = 0
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(config,)
+        workers, mp_context=context, initializer=_init_worker, initargs=(config, bodies)
     ) as pool:
         for results in pool.map(_render_chunk, chunks):
             for item in results:

@@ -18,9 +18,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
 
+EMPTY_FEED_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+"""The `updated` date of a feed with no entries (fixed: output never depends on the clock)."""
 FORMAT_SUFFIX = {"atom": ".atom", "rss": ".rss", "json": ".json"}
 MEDIA_TYPE = {
     "atom": "application/atom+xml",

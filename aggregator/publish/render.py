@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import mimetypes
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -24,13 +24,13 @@ from feedgen.util import xml_elem
 
 from aggregator import __version__
 from aggregator.normalise.dates import iso
+from aggregator.publish.plan import EMPTY_FEED_DATE
 from aggregator.types import FeedItem
 
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 GENERATOR = ("aggregator", __version__)
-EMPTY_FEED_DATE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +124,12 @@ def _generator(meta: FeedMeta, items: list[FeedItem], fmt: str) -> FeedGenerator
         for category in item.categories:
             fe.category(term=category)
         if fmt == "atom":
-            fe.content(item.content, type="html")
+            fe.content(item.content or "", type="html")
             if item.summary:
                 fe.summary(item.summary)
         else:
             fe.description(item.summary or item.title)
-            fe.content(item.content, type="html")
+            fe.content(item.content or "", type="html")
             fe.guid(item.entry_id, permalink=False)
             fe.dc.dc_creator(item.author or item.source_name)
             if item.image:
@@ -167,7 +167,7 @@ def _json_item(item: FeedItem) -> dict[str, object]:
     if item.link:
         out["url"] = item.link
     out["title"] = item.title
-    out["content_html"] = item.content
+    out["content_html"] = item.content or ""
     if item.summary:
         out["summary"] = item.summary
     if item.image:

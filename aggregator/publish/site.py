@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from xml.etree import ElementTree as ET
 
-from aggregator.publish.plan import MEDIA_TYPE, FeedRef
-from aggregator.publish.render import EMPTY_FEED_DATE
+from aggregator.publish.plan import EMPTY_FEED_DATE, MEDIA_TYPE, FeedRef
 
 FORMAT_LABEL = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 KIND_HEADING = {"all": "Everything", "source": "Sources", "tag": "Tags"}

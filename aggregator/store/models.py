@@ -104,8 +104,9 @@ class VersionRow(Base):
     """JSON list of [key, display] pairs."""
     image: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(40))
-    content: Mapped[str] = mapped_column(Text)
-    summary: Mapped[str] = mapped_column(Text)
+    content: Mapped[str | None] = mapped_column(Text)
+    """Sanitised HTML; NULL for a post file, whose body is rendered from the file."""
+    summary: Mapped[str | None] = mapped_column(Text)
     body_hash: Mapped[str] = mapped_column(String(64))
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
