@@ -605,3 +605,20 @@ def test_front_matter_round_trip(
         expected.setdefault(name.casefold(), name)
     assert dict(v.tags) == expected
     assert list(dict(v.tags).values()) == list(expected.values())
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param("headimg: https://img.example.org/b.jpg", id="image"),
+        pytest.param("author: 另一位作者", id="author"),
+        pytest.param("lang: en", id="language"),
+        pytest.param("description: 新的摘要", id="summary"),
+    ],
+)
+def test_every_field_a_feed_shows_is_in_the_body_hash(changed: str) -> None:
+    """Feeds are re-rendered only when an entry's hash changes, so each shown field counts."""
+    base = "title: T\nheadimg: https://img.example.org/a.jpg\nauthor: 作者\nlang: zh\n"
+    before = post(base)
+    after = post(base + changed)
+    assert before.body_hash != after.body_hash

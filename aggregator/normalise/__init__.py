@@ -144,7 +144,9 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
         language=text.clean_line(language) if language else None,
         content=None,  # rendered from the file when published: see `render_body`
         summary=summary or None,
-        body_hash=identity.body_hash(title, link, f"{draft.body_format}:{draft.body}"),
+        body_hash=identity.body_hash(
+            title, link, f"{draft.body_format}:{draft.body}", image, author, language, summary
+        ),
         mtime_ns=draft.file.mtime_ns,
         warnings=tuple(warnings),
     )

@@ -49,9 +49,10 @@ def entry_id(key: str) -> str:
     return uuid.uuid5(ENTRY_NAMESPACE, key).urn
 
 
-def body_hash(title: str, link: str | None, content: str) -> str:
-    """Hash of what a reader sees of one copy: normalised title, link and content."""
-    return _digest(f"v{HASH_VERSION}", title, link or "", content)
+def body_hash(title: str, link: str | None, content: str, *extra: str | None) -> str:
+    """Hash of what a reader sees of one copy: normalised title, link and content, and any
+    `extra` fields shown with it (lead image, author, language)."""
+    return _digest(f"v{HASH_VERSION}", title, link or "", content, *(e or "" for e in extra))
 
 
 def content_hash(body: str, tag_keys: Iterable[str]) -> str:

@@ -159,18 +159,24 @@ def publish(
     tasks: list[RenderTask] = []
     for key, (name, entries) in sorted(counts.items()):
         ref = feed_ref(key, config.site.title if key == "all" else name)
-        previous = old_feeds.get(key)
+        previous: dict[str, Any] = old_feeds.get(key) or {}
         revision = revisions.get(key, 0)
-        if (
-            previous is not None
-            and previous.get("revision") == revision
+        reusable = (
+            bool(previous)
             and previous.get("name") == ref.name
             and previous.get("entries") == entries
             and present(previous)
-        ):
+        )
+        if reusable and previous.get("revision") == revision:
             new_manifest[key] = previous
+            continue
+        # Its entries changed, but perhaps none of its newest: a cheap fingerprint of those
+        # says whether the rendered bytes can differ at all.
+        fingerprint = store.feed_fingerprint(key, config.feeds.entries)
+        if reusable and previous.get("fingerprint") == fingerprint:
+            new_manifest[key] = {**previous, "revision": revision}
         else:
-            tasks.append(RenderTask(ref, revision, entries))
+            tasks.append(RenderTask(ref, revision, entries, fingerprint))
     loader = bodies or _no_bodies
     for key, entry, written in _render_all(store, config, tasks, workers, progress, loader):
         new_manifest[key] = entry
@@ -214,6 +220,7 @@ class RenderTask:
     ref: FeedRef
     revision: int
     entries: int
+    fingerprint: str
 
 
 RenderDone = tuple[str, dict[str, Any], list[str]]
@@ -246,6 +253,7 @@ def _render_feed(store: Store, config: Config, task: RenderTask, bodies: BodyLoa
         "name": ref.name,
         "title": meta.title,
         "revision": task.revision,
+        "fingerprint": task.fingerprint,
         "entries": task.entries,
         "updated": iso(meta.updated(items)),
         "files": files,

@@ -8,6 +8,7 @@ batch or none of it, and the next run completes the work. On SQLite every write 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -362,6 +363,32 @@ class Store:
             )
             for r in rows
         ]
+
+    def feed_fingerprint(self, feed_key: str, limit: int) -> str:
+        """A hash of what decides a feed's bytes besides bodies: its newest entries' ids,
+        dates, sources and content hashes (a cheap query: no bodies are read)."""
+        ph = "?" if self.dialect == "sqlite" else "%s"
+        columns = "e.entry_id, e.published, e.updated, e.content_hash, e.source_name"
+        if feed_key == "all":
+            sql = (
+                f"SELECT {columns} FROM entries e ORDER BY e.published DESC, e.entry_id LIMIT {ph}"
+            )
+            params: tuple[Any, ...] = (limit,)
+        else:
+            kind, _, key = feed_key.partition(":")
+            table, col = (
+                ("entry_tags", "tag_key") if kind == "tag" else ("entry_sources", "source_key")
+            )
+            sql = (
+                f"SELECT {columns} FROM {table} l JOIN entries e ON e.id = l.entry_pk "
+                f"WHERE l.{col} = {ph} ORDER BY l.published DESC, e.entry_id LIMIT {ph}"
+            )
+            params = (key, limit)
+        digest = hashlib.blake2b(digest_size=16)
+        with self.reading() as conn:
+            for row in conn.exec_driver_sql(sql, params).all():
+                digest.update("\x1f".join(map(str, row)).encode("utf-8") + b"\x1e")
+        return digest.hexdigest()
 
     def pending_count(self) -> int:
         with self.reading() as conn:
