@@ -149,9 +149,10 @@ def test_index_and_opml_list_every_feed(site: Path) -> None:
 def test_second_sync_writes_nothing_and_rebuild_is_byte_identical(site: Path) -> None:
     assert run("sync", cwd=site).returncode == 0
     before = snapshot(site / "public")
-    again = run("sync", cwd=site)
+    again = run("-v", "sync", cwd=site)
     assert again.returncode == 0
     assert "0 files written" in again.stdout
+    assert "published 0 feeds" in again.stderr  # nothing rendered, not merely nothing written
     assert snapshot(site / "public") == before  # same inode, mtime and bytes: nothing written
 
     # Delete the database and the output, sync again: the same ids and dates, the same bytes.
@@ -184,6 +185,9 @@ def test_changed_post_moves_only_its_entry(site: Path) -> None:
     assert zaobao.updated != zaobao.published  # a real change moved `updated`
     guancha = next(e for e in feed.entries if "zaobao" not in e.link)
     assert guancha.updated == guancha.published
+    # and the next sync, with nothing new, renders no feed at all (not just writes none)
+    quiet = run("-v", "sync", cwd=site)
+    assert "published 0 feeds (0 files written)" in quiet.stderr
 
 
 def test_touching_files_changes_nothing_published(site: Path) -> None:
@@ -393,3 +397,25 @@ def test_killed_sync_leaves_a_store_the_next_sync_completes(tmp_path: Path) -> N
         assert f"entries: {articles} in store" in result.stdout
         got = {k: v[2] for k, v in snapshot(work / "public").items()}
         assert got == expected, f"kill after {delay}s: output differs from a clean run"
+
+
+@pytest.mark.postgres
+def test_postgresql_store_publishes_the_same_bytes_as_sqlite(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The real CLI on a real PostgreSQL server: same feeds, byte for byte, as on SQLite."""
+    _, articles = make_corpus(tmp_path, 800)
+    outputs = {}
+    for name, database in (("sqlite", "sqlite:///store.db"), ("postgresql", postgres_url)):
+        work = tmp_path / name
+        work.mkdir()
+        write_config(
+            work, database=database, inputs=[{"kind": "files", "path": str(tmp_path / "posts")}]
+        )
+        result = run("sync", cwd=work, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert f"entries: {articles} in store" in result.stdout
+        again = run("sync", cwd=work, timeout=300)
+        assert "0 files written" in again.stdout
+        outputs[name] = {k: v[2] for k, v in snapshot(work / "public").items()}
+    assert outputs["postgresql"] == outputs["sqlite"]

@@ -128,9 +128,9 @@ def publish(
     """Bring the output folder up to date with the store (see module docstring)."""
     output = config.output_dir
     formats = config.feeds.formats
-    fingerprint = config_fingerprint(config)
+    settings = config_fingerprint(config)
     manifest = {} if force else read_manifest(output)
-    same_settings = manifest.get("settings") == fingerprint
+    same_settings = manifest.get("settings") == settings
     old_feeds: dict[str, Any] = manifest.get("feeds", {}) if same_settings else {}
     # Read revisions before any data: a change committed while we render is then seen as
     # newer than what we rendered, and picked up by the next run.
@@ -172,11 +172,11 @@ def publish(
             continue
         # Its entries changed, but perhaps none of its newest: a cheap fingerprint of those
         # says whether the rendered bytes can differ at all.
-        fingerprint = store.feed_fingerprint(key, config.feeds.entries)
-        if reusable and previous.get("fingerprint") == fingerprint:
+        newest = store.feed_fingerprint(key, config.feeds.entries)
+        if reusable and previous.get("fingerprint") == newest:
             new_manifest[key] = {**previous, "revision": revision}
         else:
-            tasks.append(RenderTask(ref, revision, entries, fingerprint))
+            tasks.append(RenderTask(ref, revision, entries, newest))
     loader = bodies or _no_bodies
     for key, entry, written in _render_all(store, config, tasks, workers, progress, loader):
         new_manifest[key] = entry
@@ -206,7 +206,7 @@ def publish(
         if write_if_changed(output / name, data):
             result.written.append(name)
     blob = json.dumps(
-        {"settings": fingerprint, "store_revision": store_revision, "feeds": new_manifest},
+        {"settings": settings, "store_revision": store_revision, "feeds": new_manifest},
         ensure_ascii=False, sort_keys=True,
         indent=1,
     ).encode("utf-8")  # fmt: skip
