@@ -1,3 +1,4 @@
 from aggregator.cli import main
 
-main(prog_name="aggregator")
+if __name__ == "__main__":  # worker processes import this module again; they must not run
+    main(prog_name="aggregator")

@@ -11,12 +11,10 @@ file order, at most a few chunks ahead of the writer, so memory stays bounded.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +24,9 @@ from aggregator.adapters import files as files_adapter
 from aggregator.config import Config, FilesInput
 from aggregator.decide import decide_entries
 from aggregator.errors import ParseError, SourceError
-from aggregator.normalise import PostSettings, normalise_post, render_body
+from aggregator.normalise import PostSettings, render_body
 from aggregator.normalise.urls import UrlRules
+from aggregator.parsing import parsed
 from aggregator.publish import PublishResult, publish
 from aggregator.store import Store
 from aggregator.types import EntryIntent, FeedItem, FileStat, Skipped, Version
@@ -36,8 +35,6 @@ log = logging.getLogger("aggregator")
 
 BATCH = 2000  # posts per store transaction (their bodies are held in memory until written)
 DECIDE_BATCH = 10_000  # entries decided per transaction
-CHUNK = 250  # files per task handed to a worker process
-PARALLEL_MIN = 1500  # below this many changed files, parse in this process
 
 
 class Reporter(Protocol):
@@ -150,61 +147,6 @@ class BodyLoader:
                 self.cache[key] = rendered
         content, summary = rendered
         return replace(item, content=content, summary=item.summary or summary)
-
-
-def parse_file(file: FileStat, settings: PostSettings) -> Version | Skipped:
-    """Read and normalise one post; a file that is not a post becomes a Skipped."""
-    try:
-        return normalise_post(files_adapter.read_post(file), settings)
-    except ParseError as exc:
-        return Skipped(file.locator, str(exc))
-
-
-def parse_files(files: Sequence[FileStat], settings: PostSettings) -> list[Version | Skipped]:
-    return [parse_file(f, settings) for f in files]
-
-
-_worker_settings: PostSettings | None = None
-
-
-def _init_worker(settings: PostSettings) -> None:
-    global _worker_settings
-    _worker_settings = settings
-
-
-def _parse_chunk(files: Sequence[FileStat]) -> list[Version | Skipped]:
-    assert _worker_settings is not None
-    return parse_files(files, _worker_settings)
-
-
-def parsed(
-    files: Sequence[FileStat], settings: PostSettings, workers: int
-) -> Iterator[list[Version | Skipped]]:
-    """Parse files in order, in chunks; in worker processes when there are many."""
-    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
-    if workers <= 1 or len(files) < PARALLEL_MIN:
-        for chunk in chunks:
-            yield parse_files(chunk, settings)
-        return
-    # Chunks in flight: enough that workers never wait while this process writes a batch to
-    # the store (results are small: bodies stay in their files), and still bounded.
-    window = 16 * workers
-    context = multiprocessing.get_context("fork")  # workers inherit the loaded modules
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
-    ) as pool:
-        pending: deque[Future[list[Version | Skipped]]] = deque()
-        todo = iter(chunks)
-        for chunk in todo:
-            pending.append(pool.submit(_parse_chunk, chunk))
-            if len(pending) >= window:
-                break
-        while pending:
-            result = pending.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.submit(_parse_chunk, nxt))
-            yield result
 
 
 def write_copies(

@@ -491,3 +491,10 @@ def test_repeated_title_heading(title: str, body: str, heading_url: str | None, 
 )
 def test_body_format(locator: str, body: str, body_format: str) -> None:
     assert split(f"---\ntitle: T\n---\n{body}\n", locator).body_format == body_format
+
+
+def test_malformed_yaml_names_the_line_of_the_file() -> None:
+    """Line numbers count from the top of the file, leading blank lines (Hexo) included."""
+    file = FileStat("x.md", "/archive/x.md", "1:1", 1)
+    with pytest.raises(ParseError, match=r"mapping values are not allowed .* at line 5\)"):
+        split_post("\n\n---\ntitle: ok\nkey: a: b\n---\nbody\n", file)

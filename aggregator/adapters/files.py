@@ -114,7 +114,9 @@ def split_post(text: str, file: FileStat, warnings: list[str] | None = None) -> 
     fence = _FENCE.search(text, first_nl + 1) if first_nl >= 0 else None
     if fence is None:
         raise ParseError("front matter is not closed by a `---` line")
-    meta = load_front_matter(text[first_nl + 1 : fence.start()])
+    meta = load_front_matter(
+        text[first_nl + 1 : fence.start()], first_line=text.count("\n", 0, first_nl + 1) + 1
+    )
     body = text[fence.end() + 1 :]
 
     epoch_ms = None
@@ -207,13 +209,16 @@ class _Plain:
         return result
 
 
-def load_front_matter(text: str) -> dict[str, Any]:
-    """YAML front matter as a dict of strings, lists and dicts. Raises ParseError."""
+def load_front_matter(text: str, first_line: int = 1) -> dict[str, Any]:
+    """YAML front matter as a dict of strings, lists and dicts. Raises ParseError, naming the
+    line of the file (`first_line` is the file line the front matter starts on)."""
     parser = _NodeParser(text)
     try:
         node = parser.get_single_node()
     except yaml.YAMLError as exc:
-        raise ParseError(f"malformed YAML front matter ({_yaml_problem(exc)})") from None
+        raise ParseError(
+            f"malformed YAML front matter ({_yaml_problem(exc, first_line)})"
+        ) from None
     finally:
         parser.dispose()
     if node is None:
@@ -225,10 +230,9 @@ def load_front_matter(text: str) -> dict[str, Any]:
     return result
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError, first_line: int) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        # +2: the front matter starts on the line after the opening `---`.
-        return f"{exc.problem} at line {exc.problem_mark.line + 2}"
+        return f"{exc.problem} at line {first_line + exc.problem_mark.line}"
     return " ".join(str(exc).split())
 
 

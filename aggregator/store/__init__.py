@@ -386,8 +386,11 @@ class Store:
             params = (key, limit)
         digest = hashlib.blake2b(digest_size=16)
         with self.reading() as conn:
-            for row in conn.exec_driver_sql(sql, params).all():
-                digest.update("\x1f".join(map(str, row)).encode("utf-8") + b"\x1e")
+            for entry_id, published, updated, chash, source in conn.exec_driver_sql(sql, params):
+                # dates as aware UTC, so every backend (and every daemon) gives the same hash
+                dates = (self.from_db_time(published), self.from_db_time(updated))
+                row = (entry_id, *(d.isoformat() if d else "" for d in dates), chash, source)
+                digest.update("\x1f".join(row).encode("utf-8") + b"\x1e")
         return digest.hexdigest()
 
     def pending_count(self) -> int:
