@@ -35,7 +35,10 @@ def tag_feed(key: str) -> str:
 
 def feeds_of(source_keys: Iterable[str], tag_keys: Iterable[str]) -> set[str]:
     """Keys of every feed an entry with these sources and tags appears in."""
-    return {ALL_FEED, *map(source_feed, source_keys), *map(tag_feed, tag_keys)}
+    feeds = {"source:" + k for k in source_keys}
+    feeds.update(["tag:" + k for k in tag_keys])
+    feeds.add(ALL_FEED)
+    return feeds
 
 
 def _rank(v: StoredVersion) -> tuple[datetime, datetime, int]:
@@ -80,12 +83,18 @@ def decide_entry(
             action="removed",
             feeds=frozenset(feeds_of(stored.source_keys, stored.tag_keys)),
         )
-    best = winner(versions)
-    others = [v for v in sorted(versions, key=_tie) if v is not best]
-    tags = _union(best.tags, *(v.tags for v in others))
-    sources = _union(
-        [(best.source_key, best.source_name)], *([(v.source_key, v.source_name)] for v in others)
-    )
+    if len(versions) == 1:  # the common case, without the merging machinery
+        best = versions[0]
+        tags = best.tags
+        sources: tuple[Tag, ...] = ((best.source_key, best.source_name),)
+    else:
+        best = winner(versions)
+        others = [v for v in sorted(versions, key=_tie) if v is not best]
+        tags = _union(best.tags, *(v.tags for v in others))
+        sources = _union(
+            [(best.source_key, best.source_name)],
+            *([(v.source_key, v.source_name)] for v in others),
+        )
     chash = identity.content_hash(best.body_hash, (k for k, _ in tags))
     published = best.published or (stored.published if stored else now)
     declared = best.declared_updated or published

@@ -97,9 +97,11 @@ class Skipped:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class StoredVersion:
-    """The parts of a stored version that deciding an entry needs (no content)."""
+class StoredVersion(NamedTuple):
+    """The parts of a stored version that deciding an entry needs (no content).
+
+    A named tuple, like `FileStat`: one is built per stored copy when a large batch is decided.
+    """
 
     version_id: int
     identity_key: str
@@ -113,8 +115,7 @@ class StoredVersion:
     tags: tuple[Tag, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEntry:
+class StoredEntry(NamedTuple):
     """What the store holds of an entry, for deciding whether it changed."""
 
     entry_pk: int

@@ -101,7 +101,7 @@ class VersionRow(Base):
     source_key: Mapped[str] = mapped_column(Text)
     source_name: Mapped[str] = mapped_column(Text)
     tags: Mapped[str] = mapped_column(Text)
-    """JSON list of [key, display] pairs."""
+    """Tag pairs: `key<US>display` joined by <RS> (see `store.encode_tags`)."""
     image: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(40))
     content: Mapped[str | None] = mapped_column(Text)
