@@ -25,14 +25,6 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 ALL_FEED = "all"
 
 
-def source_feed(key: str) -> str:
-    return "source:" + key
-
-
-def tag_feed(key: str) -> str:
-    return "tag:" + key
-
-
 def feeds_of(source_keys: Iterable[str], tag_keys: Iterable[str]) -> set[str]:
     """Keys of every feed an entry with these sources and tags appears in."""
     feeds = {"source:" + k for k in source_keys}

@@ -13,7 +13,6 @@ import pytest
 from aggregator.adapters.files import (
     decode,
     load_front_matter,
-    read_all,
     read_post,
     scan,
     split_post,
@@ -353,14 +352,6 @@ def test_alias_bomb_is_refused_quickly() -> None:
 def test_read_post_reports_an_unreadable_file() -> None:
     with pytest.raises(ParseError, match="cannot read"):
         read_post(stat(path="/nonexistent/definitely/missing.md"))
-
-
-def test_read_all_yields_errors_in_place_and_goes_on(tmp_path: Path) -> None:
-    write(tmp_path, "a.md", BASE)
-    write(tmp_path, "b.md", PNG)
-    write(tmp_path, "c.md", BASE)
-    results = list(read_all(scan(tmp_path)))
-    assert [type(r) for r in results] == [PostDraft, ParseError, PostDraft]
 
 
 # ---- front matter values are kept as written -----------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -234,12 +233,3 @@ def _yaml_problem(exc: yaml.YAMLError, first_line: int) -> str:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         return f"{exc.problem} at line {first_line + exc.problem_mark.line}"
     return " ".join(str(exc).split())
-
-
-def read_all(files: list[FileStat]) -> Iterator[PostDraft | ParseError]:
-    """`read_post` over many files, yielding the error in place of a file that failed."""
-    for file in files:
-        try:
-            yield read_post(file)
-        except ParseError as exc:
-            yield exc

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from urllib.parse import urljoin
 
 from aggregator.errors import ParseError
 from aggregator.normalise import dates, html, identity, text, urls
@@ -119,7 +120,7 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
 
     image = next((v for v in (_scalar(meta.get(k)) for k in IMAGE_KEYS) if v), None)
     if image:
-        image = urls.clean_url(image if "://" in image or not link else _join(link, image))
+        image = urls.clean_url(image if "://" in image or not link else urljoin(link, image))
     language = (
         _scalar(meta.get("lang")) or _scalar(meta.get("language")) or settings.language or None
     )
@@ -163,9 +164,3 @@ def render_body(draft: PostDraft, link: str | None, summary_length: int) -> tupl
     body = draft.body if draft.body_format == "html" else html.render_markdown(draft.body)
     content = html.sanitise(body, link)
     return content, html.summarise(content, summary_length)
-
-
-def _join(base: str, relative: str) -> str:
-    from urllib.parse import urljoin
-
-    return urljoin(base, relative)

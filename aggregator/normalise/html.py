@@ -12,12 +12,15 @@ import html
 import re
 import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 import nh3
-from markdown_it import MarkdownIt
 
 from aggregator.normalise.text import strip_invalid_xml
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 ALLOWED_TAGS = (nh3.ALLOWED_TAGS | {"figure", "figcaption", "picture", "source"}) - {"map", "area"}
 DROPPED_WITH_CONTENT = {"script", "style", "iframe", "noscript", "template", "object", "embed"}
@@ -106,6 +109,8 @@ def sanitise(body: str, base_url: str | None) -> str:
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt  # archived posts are mostly HTML: load only when needed
+
     return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 

@@ -43,7 +43,6 @@ from aggregator.store.models import (
     PendingRow,
     SourceRow,
     TagRow,
-    UTCDateTime,
     VersionRow,
 )
 from aggregator.types import EntryIntent, FeedItem, StoredEntry, StoredVersion, Tag, Version
@@ -60,8 +59,6 @@ feed_state_t = cast(Table, FeedStateRow.__table__)
 counters_t = cast(Table, CounterRow.__table__)
 inputs_t = cast(Table, InputRow.__table__)
 pending_t = cast(Table, PendingRow.__table__)
-
-_UTC = UTCDateTime()
 
 
 # A copy's tags in one column: `key<US>display` pairs joined by <RS>. Normalised names never
@@ -195,16 +192,6 @@ class Store:
                 yield conn
         except DBAPIError as exc:
             raise StoreError(f"database error ({_one_line(exc)})") from None
-
-    def insert(self, table: Any) -> Any:
-        """A dialect-specific INSERT supporting ON CONFLICT (SQLite and PostgreSQL share it)."""
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            return pg_insert(table)
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table)
 
     # ---- inputs -------------------------------------------------------------------------
 
