@@ -419,3 +419,37 @@ def test_postgresql_store_publishes_the_same_bytes_as_sqlite(
         assert "0 files written" in again.stdout
         outputs[name] = {k: v[2] for k, v in snapshot(work / "public").items()}
     assert outputs["postgresql"] == outputs["sqlite"]
+
+
+def test_deleted_post_leaves_every_feed_and_empty_feeds_are_removed(site: Path) -> None:
+    assert run("sync", cwd=site).returncode == 0
+    (site / "posts" / "000_c76d9f67d6ff494c.txt").unlink()  # the only Guancha post
+    result = run("sync", cwd=site)
+    assert result.returncode == 0, result.stderr
+    assert "1 removed" in result.stdout
+    assert "entries: 1 in store (0 new, 0 updated, 1 removed)" in result.stdout
+    out = site / "public"
+    titles = [e.title for e in feedparser.parse((out / "all.atom").read_bytes()).entries]
+    assert titles == ["李作成与美参谋长联席会主席通话：要求停止美台军事勾连"]
+    # its source and tags had no other entry: their feeds are gone, and so are the links
+    for stem in ("source/观察者网", "tag/新媒体", "tag/首页", "tag/观察者网"):
+        assert not any((out / (stem + s)).exists() for s in (".atom", ".rss", ".json")), stem
+    listing = json.loads(run("feeds", "--json", cwd=site).stdout)
+    assert {f["name"] for f in listing} == {"Test site", "联合早报"}
+    assert "观察者网" not in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_renamed_post_keeps_its_entry_id_and_dates(site: Path) -> None:
+    assert run("sync", cwd=site).returncode == 0
+    before = feedparser.parse((site / "public" / "all.atom").read_bytes()).entries
+    posts = site / "posts"
+    (posts / "archive" / "2022").mkdir(parents=True)
+    (posts / "001_5d55ed8ea138fb0a.txt").rename(posts / "archive" / "2022" / "zaobao.md")
+    result = run("sync", cwd=site)
+    assert result.returncode == 0
+    assert "1 new" in result.stdout and "1 removed" in result.stdout
+    assert "entries: 2 in store (0 new, 0 updated, 0 removed)" in result.stdout
+    after = feedparser.parse((site / "public" / "all.atom").read_bytes()).entries
+    assert [(e.id, e.updated, e.title) for e in after] == [
+        (e.id, e.updated, e.title) for e in before
+    ]
