@@ -34,6 +34,12 @@ NAMING = {
 }
 
 
+# Tables keyed by text or by two columns are stored as one B-tree on SQLite (a rowid table
+# would keep the rows and a separate index of the key): every row written costs half. Other
+# databases ignore the option.
+WITHOUT_ROWID = {"sqlite_with_rowid": False}
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in and out, on every backend.
 
@@ -132,6 +138,7 @@ class EntryRow(Base):
 
 class TagRow(Base):
     __tablename__ = "tags"
+    __table_args__ = (WITHOUT_ROWID,)
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     display: Mapped[str] = mapped_column(Text)
     """The spelling first seen."""
@@ -139,6 +146,7 @@ class TagRow(Base):
 
 class SourceRow(Base):
     __tablename__ = "sources"
+    __table_args__ = (WITHOUT_ROWID,)
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     display: Mapped[str] = mapped_column(Text)
 
@@ -148,7 +156,10 @@ class EntryTagRow(Base):
     together); the index serves per-tag feeds, newest first."""
 
     __tablename__ = "entry_tags"
-    __table_args__ = (Index("ix_entry_tags_tag_key_published", "tag_key", "published"),)
+    __table_args__ = (
+        Index("ix_entry_tags_tag_key_published", "tag_key", "published"),
+        WITHOUT_ROWID,
+    )
     entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True)
     tag_key: Mapped[str] = mapped_column(Text, primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
@@ -157,7 +168,10 @@ class EntryTagRow(Base):
 
 class EntrySourceRow(Base):
     __tablename__ = "entry_sources"
-    __table_args__ = (Index("ix_entry_sources_source_key_published", "source_key", "published"),)
+    __table_args__ = (
+        Index("ix_entry_sources_source_key_published", "source_key", "published"),
+        WITHOUT_ROWID,
+    )
     entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True)
     source_key: Mapped[str] = mapped_column(Text, primary_key=True)
     published: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -167,6 +181,7 @@ class FeedStateRow(Base):
     """The store revision at which each feed's entries last changed (drives republishing)."""
 
     __tablename__ = "feed_state"
+    __table_args__ = (WITHOUT_ROWID,)
     feed_key: Mapped[str] = mapped_column(Text, primary_key=True)
     revision: Mapped[int] = mapped_column(BigInteger)
 
@@ -180,6 +195,7 @@ class PendingRow(Base):
     """
 
     __tablename__ = "pending"
+    __table_args__ = (WITHOUT_ROWID,)
     identity_key: Mapped[str] = mapped_column(Text, primary_key=True)
 
 
@@ -187,5 +203,6 @@ class CounterRow(Base):
     """Named counters; `revision` goes up by one in every transaction that changes entries."""
 
     __tablename__ = "counters"
+    __table_args__ = (WITHOUT_ROWID,)
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)

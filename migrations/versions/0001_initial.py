@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=40), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_counters")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "entries",
@@ -48,6 +49,7 @@ def upgrade() -> None:
         sa.Column("feed_key", sa.Text(), nullable=False),
         sa.Column("revision", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("feed_key", name=op.f("pk_feed_state")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "inputs",
@@ -73,18 +75,21 @@ def upgrade() -> None:
         "pending",
         sa.Column("identity_key", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("identity_key", name=op.f("pk_pending")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "sources",
         sa.Column("key", sa.Text(), nullable=False),
         sa.Column("display", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_sources")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "tags",
         sa.Column("key", sa.Text(), nullable=False),
         sa.Column("display", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_tags")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "entry_sources",
@@ -95,6 +100,7 @@ def upgrade() -> None:
             ["entry_pk"], ["entries.id"], name=op.f("fk_entry_sources_entry_pk_entries")
         ),
         sa.PrimaryKeyConstraint("entry_pk", "source_key", name=op.f("pk_entry_sources")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("entry_sources", schema=None) as batch_op:
         batch_op.create_index(
@@ -111,6 +117,7 @@ def upgrade() -> None:
             ["entry_pk"], ["entries.id"], name=op.f("fk_entry_tags_entry_pk_entries")
         ),
         sa.PrimaryKeyConstraint("entry_pk", "tag_key", name=op.f("pk_entry_tags")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("entry_tags", schema=None) as batch_op:
         batch_op.create_index(
