@@ -622,3 +622,12 @@ def test_every_field_a_feed_shows_is_in_the_body_hash(changed: str) -> None:
     before = post(base)
     after = post(base + changed)
     assert before.body_hash != after.body_hash
+
+
+def test_lead_image_query_is_kept_as_written() -> None:
+    """Image URLs are often signed: their query must not be sorted or trimmed."""
+    signed = "https://static.zaobao.com/a.jpg?VersionId=Vy.29&itok=ZS&utm_source=x"
+    assert post(f"title: T\nheadimg: '{signed}'").image == signed
+    relative = post("title: T\nfrom: https://www.zaobao.com/news/a.html\nheadimg: img/b.png")
+    assert relative.image == "https://www.zaobao.com/news/img/b.png"
+    assert post("title: T\nheadimg: 'javascript:alert(1)'").image is None

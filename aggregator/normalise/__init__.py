@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import urljoin
 
 from aggregator.errors import ParseError
 from aggregator.normalise import dates, html, identity, text, urls
@@ -120,7 +119,7 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
 
     image = next((v for v in (_scalar(meta.get(k)) for k in IMAGE_KEYS) if v), None)
     if image:
-        image = urls.clean_url(image if "://" in image or not link else urljoin(link, image))
+        image = urls.absolute_url(image, link)
     language = (
         _scalar(meta.get("lang")) or _scalar(meta.get("language")) or settings.language or None
     )

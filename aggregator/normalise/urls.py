@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urljoin, urlsplit, urlunsplit
 
 # Query parameters that only track the reader. `utm_` is a prefix; the rest are exact names.
 TRACKING_PREFIXES = ("utm_",)
@@ -110,6 +110,21 @@ def _query(query: str, rules: UrlRules) -> str:
         pairs.append((_component(name), sep, _component(value)))
     pairs.sort()
     return "&".join(f"{n}{s}{v}" for n, s, v in pairs)
+
+
+def absolute_url(url: str, base: str | None = None) -> str | None:
+    """An http(s) URL made absolute against `base`, otherwise as written: for resources such
+    as images, whose query strings may be signatures that must not be reordered or trimmed."""
+    url = url.strip()
+    if base and "://" not in url:
+        url = urljoin(base, url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return url
 
 
 def url_key(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
