@@ -453,3 +453,13 @@ def test_renamed_post_keeps_its_entry_id_and_dates(site: Path) -> None:
     assert [(e.id, e.updated, e.title) for e in after] == [
         (e.id, e.updated, e.title) for e in before
     ]
+
+
+def test_dropping_a_format_removes_its_files(site: Path) -> None:
+    assert run("sync", cwd=site).returncode == 0
+    assert (site / "public" / "all.json").is_file()
+    write_config(site, feeds={"formats": ["atom", "rss"]})
+    assert run("sync", cwd=site).returncode == 0
+    assert [p.name for p in (site / "public").rglob("*.json")] == [".aggregator-manifest.json"]
+    assert (site / "public" / "all.atom").is_file() and (site / "public" / "all.rss").is_file()
+    assert "all.json" not in (site / "public" / "index.html").read_text(encoding="utf-8")

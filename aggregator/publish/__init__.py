@@ -183,15 +183,13 @@ def publish(
         result.written.extend(written)
         result.rendered += 1
 
-    for key, entry in old_feeds.items():
-        if key in new_manifest:
-            continue
+    # Files published before and not now (a feed left empty, a format no longer configured)
+    # are removed, whatever settings they were written with.
+    kept = {rel for entry in new_manifest.values() for rel in entry["files"].values()}
+    for entry in manifest.get("feeds", {}).values():
         for rel in entry.get("files", {}).values():
-            path = output / rel
-            if path.is_file() and rel not in {
-                p for e in new_manifest.values() for p in e["files"].values()
-            }:
-                path.unlink()
+            if rel not in kept and (output / rel).is_file():
+                (output / rel).unlink()
                 result.removed.append(rel)
 
     listed = sorted(
