@@ -463,3 +463,13 @@ def test_dropping_a_format_removes_its_files(site: Path) -> None:
     assert [p.name for p in (site / "public").rglob("*.json")] == [".aggregator-manifest.json"]
     assert (site / "public" / "all.atom").is_file() and (site / "public" / "all.rss").is_file()
     assert "all.json" not in (site / "public" / "index.html").read_text(encoding="utf-8")
+
+
+def test_output_path_that_is_a_file_is_one_line_exit_1(site: Path) -> None:
+    (site / "public").write_text("not a folder")
+    result = run("sync", cwd=site)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {site / 'public'}: the output folder is a file, not a folder"
+    )
+    assert "Traceback" not in result.stderr

@@ -127,6 +127,12 @@ def publish(
 ) -> PublishResult:
     """Bring the output folder up to date with the store (see module docstring)."""
     output = config.output_dir
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise PublishError(f"{output}: the output folder is a file, not a folder") from None
+    except OSError as exc:
+        raise PublishError(f"{output}: cannot create the output folder ({exc.strerror})") from None
     formats = config.feeds.formats
     settings = config_fingerprint(config)
     manifest = {} if force else read_manifest(output)
