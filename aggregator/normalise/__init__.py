@@ -1,9 +1,10 @@
 """Stage 2: loose drafts from the adapters become strict, normalised versions (pure).
 
 `normalise_post` takes what the files adapter read and the input's settings and returns a
-`Version`: dates read and converted to UTC, tags and source normalised, the body rendered and
-sanitised, the identity key and body hash computed. It raises `ParseError` when a file is not a
-post (no title); the caller reports it and goes on.
+`Version`: dates read and converted to UTC, tags and source normalised, the identity key and
+body hash computed. It raises `ParseError` when a file is not a post (no title); the caller
+reports it and goes on. `render_body` turns the same draft's body into sanitised HTML and a
+summary, when a feed that includes the post is written.
 """
 
 from __future__ import annotations

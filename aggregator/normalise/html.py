@@ -1,9 +1,9 @@
 """Post bodies to safe HTML, and safe HTML to plain-text summaries (owns nh3 and markdown-it).
 
-Untrusted HTML is sanitised once, here, before it is stored: no script, style, iframe, event
-handler, `javascript:` or `data:` URL survives; relative URLs are resolved against the original
-article's URL; lazy-loaded images (`data-src` and friends) become real `src` images; characters
-XML forbids are removed.
+Untrusted HTML is sanitised once, here, before it is stored or published: no script, style,
+iframe, event handler, `javascript:` or `data:` URL survives; relative URLs are resolved against
+the original article's URL; lazy-loaded images (`data-src` and friends) become real `src`
+images; characters XML forbids are removed.
 """
 
 from __future__ import annotations
