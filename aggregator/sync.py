@@ -222,8 +222,9 @@ def run_files_input(
     # (stat calls, SQLite) more than on Python, and a sync with nothing new is mostly these two.
     with ThreadPoolExecutor(1) as pool:
         stored = pool.submit(store.known_signatures, input_id)
+        unlisted: list[Skipped] = []
         try:
-            found = files_adapter.scan(root)
+            found = files_adapter.scan(root, unlisted)
         except SourceError as exc:
             result.error = str(exc)
             store.record_run(input_id, now=now, ok=False, error=result.error)
@@ -231,7 +232,12 @@ def run_files_input(
         signatures = stored.result()
     changed = [f for f in found if signatures.get(f.locator) != f.signature]
     present = {f.locator for f in found}
-    missing = [loc for loc in signatures if loc not in present]
+    # Posts in a folder that could not be listed are not gone: their stored copies stay.
+    hidden = tuple(s.locator for s in unlisted)
+    missing = [loc for loc in signatures if loc not in present and not loc.startswith(hidden)]
+    for folder in unlisted:
+        result.skipped.append(folder)
+        reporter.skipped(display_path(root, folder.locator), folder.reason)
     reread = [f.locator for f in changed if f.locator in signatures]
     known = store.known_files(input_id, [*missing, *reread]) if missing or reread else {}
     gone = [(loc, *known[loc]) for loc in missing]

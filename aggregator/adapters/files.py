@@ -20,7 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from aggregator.errors import ParseError, SourceError
 from aggregator.normalise.html import looks_like_html
 from aggregator.normalise.text import clean_line
-from aggregator.types import FileStat, PostDraft
+from aggregator.types import FileStat, PostDraft, Skipped
 
 POST_SUFFIXES = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
@@ -30,10 +30,12 @@ _EPOCH_COMMENT = re.compile(r"\s*<!--\s*(\d{10,13})\s*-->[ \t]*\n?")
 _HEADING = re.compile(r"\s*\[(?P<title>[^\n]+)\]\((?P<url>[^\s)]+)\)[ \t]*\n[-=]{3,}[ \t]*(?:\n|$)")
 
 
-def scan(root: Path) -> list[FileStat]:
+def scan(root: Path, unlisted: list[Skipped] | None = None) -> list[FileStat]:
     """Every post file under `root`, sorted by relative path (hidden files and folders skipped).
 
-    Raises SourceError when `root` is missing or not a folder.
+    Raises SourceError when `root` is missing, not a folder, or cannot be listed. A subfolder
+    that cannot be listed is added to `unlisted` (locator ending in `/`, and the reason) when
+    a list is given, else it fails the scan too.
     """
     if not root.is_dir():
         reason = "does not exist" if not root.exists() else "is not a folder"
@@ -45,7 +47,10 @@ def scan(root: Path) -> list[FileStat]:
         try:
             entries = list(os.scandir(folder))
         except OSError as exc:
-            raise SourceError(f"{folder}: cannot list folder ({exc.strerror})") from None
+            if not prefix or unlisted is None:
+                raise SourceError(f"{folder}: cannot list folder ({exc.strerror})") from None
+            unlisted.append(Skipped(prefix, f"cannot list folder ({exc.strerror})"))
+            continue
         # This loop runs for every file on every sync, so it is kept tight: a sync with
         # nothing new is mostly this loop and the comparison with the store.
         for entry in entries:

@@ -1,0 +1,94 @@
+"""The sync orchestration, in process, on real files and a real SQLite store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from aggregator import config as config_module
+from aggregator.adapters import files as files_adapter
+from aggregator.sync import sync
+
+
+class Recorder:
+    """A reporter that keeps what a person would have been shown."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def input_started(self, name: str, to_read: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def skipped(self, path: str, reason: str) -> None:
+        self.lines.append(f"skipped {path}: {reason}")
+
+    def warning(self, path: str, message: str) -> None:
+        self.lines.append(f"warning {path}: {message}")
+
+    def publishing(self, done: int, total: int) -> None:
+        pass
+
+
+def post(folder: Path, name: str, title: str, day: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    front = f"---\ntitle: {title}\ndate: 2023-05-{day:02d} 08:00:00\nauthor: 测试\n---\n"
+    (folder / name).write_text(f"{front}<p>{title}</p>\n", encoding="utf-8")
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_and_its_posts_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = tmp_path / "posts"
+    post(archive, "top.md", "Top post", 1)
+    post(archive / "2021", "inner.md", "Inner post", 2)
+    config = config_module.parse(
+        {"inputs": [{"kind": "files", "path": "posts", "name": "archive"}]}, base_dir=tmp_path
+    )
+    first = sync(config, workers=1)
+    assert first.entries_total == 2
+
+    # The operating system refuses to list one subfolder (as a permission problem would; the
+    # test runs as root, so the refusal is simulated at the one call that meets it).
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:
+        if Path(path) == archive / "2021":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(files_adapter.os, "scandir", scandir)
+    recorder = Recorder()
+    second = sync(config, workers=1, reporter=recorder)
+    assert recorder.lines == [f"skipped {archive / '2021'}: cannot list folder (Permission denied)"]
+    (report,) = second.inputs
+    assert report.error is None and report.removed == 0
+    assert second.entries_total == 2 and second.entries_removed == 0
+    feed = feedparser.parse((tmp_path / "public" / "all.atom").read_bytes())
+    assert sorted(e.title for e in feed.entries) == ["Inner post", "Top post"]
+
+
+def test_the_input_folder_itself_unlistable_fails_that_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post(tmp_path / "posts", "a.md", "A", 1)
+    config = config_module.parse(
+        {"inputs": [{"kind": "files", "path": "posts", "name": "archive"}]}, base_dir=tmp_path
+    )
+
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:
+        if Path(path) == tmp_path / "posts":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(files_adapter.os, "scandir", scandir)
+    report = sync(config, workers=1)
+    assert report.inputs[0].error == f"{tmp_path / 'posts'}: cannot list folder (Permission denied)"
+    assert report.failed
