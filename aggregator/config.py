@@ -140,6 +140,23 @@ class Config(_Model):
                 return prefix + str(self.resolve(rest))
         return url
 
+    @field_validator("database")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme.split("+", 1)[0] not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                "must be a SQLite or PostgreSQL URL, like sqlite:///aggregator.db or "
+                "postgresql://user:password@host/dbname"
+            )
+        if scheme.startswith("postgres") and scheme not in (
+            "postgres",
+            "postgresql",
+            "postgresql+psycopg",
+        ):
+            raise ValueError("PostgreSQL is used through psycopg 3: write postgresql://…")
+        return value
+
     @field_validator("inputs")
     @classmethod
     def _unique_names(cls, value: tuple[FilesInput, ...]) -> tuple[FilesInput, ...]:

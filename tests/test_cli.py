@@ -256,9 +256,12 @@ def test_missing_folder_fails_that_input_only(site: Path) -> None:
         ({"site": {"base_url": "example.org"}}, "site.base_url: must be an absolute"),
         ({"inputs": [{"kind": "files", "path": "p", "timezone": "Mars/Olympus"}]}, "unknown time"),
         ({"databse": "sqlite:///x.db"}, "databse: unknown key"),
+        ({"database": "nonsense"}, "database: must be a SQLite or PostgreSQL URL"),
+        ({"database": "mysql://u@127.0.0.1/x"}, "database: must be a SQLite or PostgreSQL URL"),
+        ({"database": "postgresql+asyncpg://h/d"}, "database: PostgreSQL is used through psycopg"),
     ],
     ids=["unknown-key", "missing-path", "bad-kind", "wrong-type", "relative-base", "bad-zone",
-         "typo-top-level"],
+         "typo-top-level", "db-not-a-url", "db-unsupported", "db-other-driver"],
 )  # fmt: skip
 def test_bad_config_is_one_line_with_the_key_path(
     tmp_path: Path, config: dict[str, object], message: str
@@ -292,6 +295,17 @@ def test_unreachable_database_is_one_line_exit_1(site: Path) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and "database unreachable" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_database_folder_that_cannot_be_made_is_one_line_exit_1(site: Path) -> None:
+    (site / "blocker").write_text("a file where the database's folder should be")
+    write_config(site, database="sqlite:///blocker/store.db")
+    result = run("sync", cwd=site)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"error: {site / 'blocker' / 'store.db'}: cannot create the database's folder (File exists)"
+    )
 
 
 def test_db_upgrade_creates_the_schema(site: Path) -> None:

@@ -107,7 +107,7 @@ class Store:
         """Connect, and create or upgrade the schema when `upgrade` (the default)."""
         try:
             engine = _make_engine(url)
-        except (NoSuchModuleError, ValueError, SQLAlchemyError) as exc:
+        except (NoSuchModuleError, ImportError, ValueError, SQLAlchemyError) as exc:
             raise StoreError(f"{describe_url(url)}: not a usable database URL ({exc})") from None
         store = cls(engine)
         try:
@@ -386,7 +386,12 @@ def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and not path.startswith(":memory:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"{path}: cannot create the database's folder ({exc.strerror})"
+                ) from None
         # A pooled connection stays open between transactions: closing the last connection to a
         # WAL database checkpoints the whole log and fsyncs, which cost ~70 ms per batch.
         engine = create_engine(url, pool_size=2, connect_args={"timeout": 30})
