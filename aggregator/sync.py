@@ -233,7 +233,7 @@ def run_files_input(
     changed = [f for f in found if signatures.get(f.locator) != f.signature]
     present = {f.locator for f in found}
     # Posts in a folder that could not be listed are not gone: their stored copies stay.
-    hidden = tuple(s.locator for s in unlisted)
+    hidden = tuple(s.locator for s in unlisted if s.locator.endswith("/"))
     missing = [loc for loc in signatures if loc not in present and not loc.startswith(hidden)]
     for folder in unlisted:
         result.skipped.append(folder)

@@ -92,3 +92,21 @@ def test_the_input_folder_itself_unlistable_fails_that_input(
     report = sync(config, workers=1)
     assert report.inputs[0].error == f"{tmp_path / 'posts'}: cannot list folder (Permission denied)"
     assert report.failed
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_not_fatal(tmp_path: Path) -> None:
+    archive = tmp_path / "posts"
+    post(archive, "good.md", "Good post", 3)
+    gbk_name = os.fsencode(archive) + b"/\xd6\xd0\xce\xc4.md"  # 中文 in GBK
+    with open(gbk_name, "wb") as fh:
+        fh.write(b"---\ntitle: Named in GBK\ndate: 2023-01-01\n---\n<p>x</p>\n")
+    config = config_module.parse(
+        {"inputs": [{"kind": "files", "path": "posts", "name": "archive"}]}, base_dir=tmp_path
+    )
+    recorder = Recorder()
+    report = sync(config, workers=1, reporter=recorder)
+    assert report.entries_total == 1 and not report.failed
+    (line,) = recorder.lines
+    assert line.startswith(f"skipped {archive}/") and line.endswith(
+        ".md: name is not valid UTF-8; rename it to be read"
+    )

@@ -34,8 +34,9 @@ def scan(root: Path, unlisted: list[Skipped] | None = None) -> list[FileStat]:
     """Every post file under `root`, sorted by relative path (hidden files and folders skipped).
 
     Raises SourceError when `root` is missing, not a folder, or cannot be listed. A subfolder
-    that cannot be listed is added to `unlisted` (locator ending in `/`, and the reason) when
-    a list is given, else it fails the scan too.
+    that cannot be listed, or a file or folder whose name is not UTF-8, is added to `unlisted`
+    (with the reason) when a list is given; without one, the former fails the scan and the
+    latter is left out.
     """
     if not root.is_dir():
         reason = "does not exist" if not root.exists() else "is not a folder"
@@ -57,6 +58,14 @@ def scan(root: Path, unlisted: list[Skipped] | None = None) -> list[FileStat]:
             name = entry.name
             if name[0] == ".":
                 continue
+            if not name.isascii() and _undecodable(name):
+                if unlisted is None:
+                    continue
+                shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                unlisted.append(
+                    Skipped(prefix + shown, "name is not valid UTF-8; rename it to be read")
+                )
+                continue
             try:
                 dot = name.rfind(".")
                 if dot > 0 and name[dot:].lower() in POST_SUFFIXES and entry.is_file():
@@ -71,6 +80,16 @@ def scan(root: Path, unlisted: list[Skipped] | None = None) -> list[FileStat]:
                 continue  # vanished while we looked, or a dangling link
     found.sort()  # by locator, then the rest (a locator is unique, so by locator alone)
     return found
+
+
+def _undecodable(name: str) -> bool:
+    """True for a file name holding bytes that are not UTF-8 (Python keeps them as surrogates,
+    which no database can store)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read_post(file: FileStat) -> PostDraft:
