@@ -209,3 +209,20 @@ def test_write_if_changed_keeps_unchanged_files_untouched(tmp_path: Path) -> Non
     assert write_if_changed(target, b"two") is True
     assert target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == ["feed.atom"]  # no temporary left
+
+
+def test_a_write_interrupted_by_a_kill_leaves_nothing_behind_after_the_next_publish(
+    tmp_path: Path,
+) -> None:
+    from aggregator import config as config_module
+    from aggregator.publish import TEMP_PREFIX, publish
+    from aggregator.store import Store
+
+    config = config_module.parse({"inputs": []}, base_dir=tmp_path)
+    leftover = tmp_path / "public" / "tag" / f"{TEMP_PREFIX}x1y2.atom"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"")  # what a killed write_if_changed leaves
+    with Store.open(f"sqlite:///{tmp_path}/s.db") as store:
+        publish(store, config)
+    assert not leftover.exists()
+    assert (tmp_path / "public" / "all.atom").is_file()

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from aggregator.publish.render import FeedMeta
 
 MANIFEST = ".aggregator-manifest.json"
+TEMP_PREFIX = ".tmp-aggregator-"
 INDEX = "index.html"
 OPML = "feeds.opml"
 
@@ -81,7 +82,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         raise PublishError(f"{path}: cannot read ({exc.strerror})") from None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=path.suffix)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -159,6 +160,11 @@ def publish(
         )
         return result
 
+    # A run killed while writing leaves its temporary file behind (and no manifest, so the next
+    # run always comes here): remove such leftovers.
+    for leftover in output.rglob(TEMP_PREFIX + "*"):
+        if leftover.is_file():
+            leftover.unlink()
     counts = store.feed_counts()
     counts.setdefault("all", ("", 0))
     new_manifest: dict[str, Any] = {}
