@@ -4,6 +4,7 @@ prints, and maps the outcome to an exit code:
     0  everything ran (files that are not posts are reported, not failures)
     1  an input as a whole failed (folder missing), or the database or output is unusable
     2  bad configuration or usage
+  130  interrupted (Ctrl-C); the store stays consistent and the next sync finishes the work
 
 A user's mistake is one line on stderr, never a traceback.
 """
@@ -21,6 +22,7 @@ from aggregator import __version__
 from aggregator.errors import AggregatorError, ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def fail(exc: AggregatorError) -> NoReturn:
@@ -93,6 +95,11 @@ def sync(ctx: click.Context, only: tuple[str, ...], workers: int | None) -> None
             report = sync_module.sync(config, only=only, reporter=reporter, workers=workers)
     except AggregatorError as exc:
         fail(exc)
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: the store is consistent; the next sync finishes the work", err=True
+        )
+        sys.exit(EXIT_INTERRUPTED)
     print_summary(report, config, reporter)
     sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
 

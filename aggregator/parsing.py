@@ -9,6 +9,7 @@ loaded (SQLAlchemy, pydantic, the folder listing).
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -42,6 +43,8 @@ _settings: PostSettings | None = None
 def _init_worker(settings: PostSettings) -> None:
     global _settings
     _settings = settings
+    # Ctrl-C reaches the whole process group: the main process decides how to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _parse_chunk(files: Sequence[FileStat]) -> list[Parsed]:

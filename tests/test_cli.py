@@ -487,3 +487,24 @@ def test_output_path_that_is_a_file_is_one_line_exit_1(site: Path) -> None:
         f"error: {site / 'public'}: the output folder is a file, not a folder"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_sync_finishes(tmp_path: Path) -> None:
+    _, articles = make_corpus(tmp_path, 2500)
+    write_config(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "sync", "--workers", "2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.fail("the sync finished before it could be interrupted; use a larger corpus")
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: the store is consistent")
+    result = run("sync", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"entries: {articles} in store" in result.stdout

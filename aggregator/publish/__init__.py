@@ -16,6 +16,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -279,6 +280,7 @@ _worker: tuple[Store, Config, BodyLoader] | None = None
 
 def _init_worker(config: Config, bodies: BodyLoader) -> None:
     global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     _worker = (Store.open(config.database_url, upgrade=False), config, bodies)
 
 
