@@ -169,20 +169,3 @@ class FeedItem:
     language: str | None
     body_path: str | None = None
     """The post file holding the body, when the store does not hold it."""
-
-
-@dataclass(frozen=True, slots=True)
-class FeedInfo:
-    """One published feed: what it is, how many entries, how fresh."""
-
-    key: str
-    """`all`, `source:<key>` or `tag:<key>`."""
-    kind: Literal["all", "source", "tag"]
-    name: str
-    """Display name (the source or tag as first seen; the site title for `all`)."""
-    slug: str
-    """File name stem, unique within its kind."""
-    entries: int
-    updated: datetime | None
-    revision: int
-    """Store revision of the last change to the feed's entries."""

@@ -35,6 +35,19 @@ class Recorder:
         pass
 
 
+def refuse_to_list(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make listing `folder` fail as a permission problem would. The tests run as root, so
+    the refusal is simulated at the one call that meets it; everything else is real."""
+    real_scandir = os.scandir
+
+    def scandir(path: str) -> object:
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(files_adapter.os, "scandir", scandir)
+
+
 def post(folder: Path, name: str, title: str, day: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     front = f"---\ntitle: {title}\ndate: 2023-05-{day:02d} 08:00:00\nauthor: 测试\n---\n"
@@ -53,16 +66,7 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_its_posts_are_kept(
     first = sync(config, workers=1)
     assert first.entries_total == 2
 
-    # The operating system refuses to list one subfolder (as a permission problem would; the
-    # test runs as root, so the refusal is simulated at the one call that meets it).
-    real_scandir = os.scandir
-
-    def scandir(path: str) -> object:
-        if Path(path) == archive / "2021":
-            raise PermissionError(13, "Permission denied")
-        return real_scandir(path)
-
-    monkeypatch.setattr(files_adapter.os, "scandir", scandir)
+    refuse_to_list(monkeypatch, archive / "2021")
     recorder = Recorder()
     second = sync(config, workers=1, reporter=recorder)
     assert recorder.lines == [f"skipped {archive / '2021'}: cannot list folder (Permission denied)"]
@@ -81,14 +85,7 @@ def test_the_input_folder_itself_unlistable_fails_that_input(
         {"inputs": [{"kind": "files", "path": "posts", "name": "archive"}]}, base_dir=tmp_path
     )
 
-    real_scandir = os.scandir
-
-    def scandir(path: str) -> object:
-        if Path(path) == tmp_path / "posts":
-            raise PermissionError(13, "Permission denied")
-        return real_scandir(path)
-
-    monkeypatch.setattr(files_adapter.os, "scandir", scandir)
+    refuse_to_list(monkeypatch, tmp_path / "posts")
     report = sync(config, workers=1)
     assert report.inputs[0].error == f"{tmp_path / 'posts'}: cannot list folder (Permission denied)"
     assert report.failed

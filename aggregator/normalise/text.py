@@ -24,11 +24,3 @@ def clean_line(text: str) -> str:
 def display_name(text: str) -> str:
     """A tag or source name as shown: NFKC, whitespace collapsed and trimmed."""
     return clean_line(unicodedata.normalize("NFKC", text))
-
-
-def name_key(text: str) -> str:
-    """A tag or source name as matched: its display form, case-folded.
-
-    Case folding only changes cased scripts (Latin, Greek, Cyrillic); CJK names are unchanged.
-    """
-    return display_name(text).casefold()

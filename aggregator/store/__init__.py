@@ -81,6 +81,8 @@ class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.placeholder = "?" if self.dialect == "sqlite" else "%s"
+        """The driver's parameter marker, for the plain-SQL paths."""
 
     # Datetimes as the driver takes and gives them, for the plain-SQL paths (see `Batch`); the
     # same conversions `UTCDateTime` does for SQLAlchemy statements, in SQLAlchemy's SQLite text
@@ -213,7 +215,7 @@ class Store:
 
     def known_signatures(self, input_id: int) -> dict[str, str]:
         """locator -> signature of every stored copy of an input (to find what changed)."""
-        ph = "?" if self.dialect == "sqlite" else "%s"
+        ph = self.placeholder
         with self.reading() as conn:
             return dict(
                 conn.exec_driver_sql(
@@ -223,7 +225,7 @@ class Store:
 
     def known_files(self, input_id: int, locators: Sequence[str]) -> dict[str, tuple[int, str]]:
         """locator -> (version id, identity key) of these stored copies of an input."""
-        ph = "?" if self.dialect == "sqlite" else "%s"
+        ph = self.placeholder
         out: dict[str, tuple[int, str]] = {}
         with self.reading() as conn:
             for chunk in _chunks(list(locators)):
@@ -347,7 +349,7 @@ class Store:
     def feed_fingerprint(self, feed_key: str, limit: int) -> str:
         """A hash of what decides a feed's bytes besides bodies: its newest entries' ids,
         dates, sources and content hashes (a cheap query: no bodies are read)."""
-        ph = "?" if self.dialect == "sqlite" else "%s"
+        ph = self.placeholder
         columns = "e.entry_id, e.published, e.updated, e.content_hash, e.source_name"
         if feed_key == "all":
             sql = (

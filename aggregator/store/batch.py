@@ -50,7 +50,7 @@ class Batch:
     def __init__(self, store: Store, conn: Connection):
         self.store = store
         self.conn = conn
-        self.ph = "?" if store.dialect == "sqlite" else "%s"
+        self.ph = store.placeholder
 
     def _many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         if rows:
