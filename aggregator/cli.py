@@ -61,6 +61,8 @@ def main(ctx: click.Context, config_path: str, verbose: bool) -> None:
         import logging
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+        for noisy in ("httpx", "httpcore", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()
@@ -73,9 +75,10 @@ def main(ctx: click.Context, config_path: str, verbose: bool) -> None:
     default=None,
     help="Processes for reading posts (default: one per core).",
 )
+@click.option("--force", is_flag=True, help="Fetch every feed now, even those not due yet.")
 @click.pass_context
-def sync(ctx: click.Context, only: tuple[str, ...], workers: int | None) -> None:
-    """Read every input, update the store, and publish the feeds."""
+def sync(ctx: click.Context, only: tuple[str, ...], workers: int | None, force: bool) -> None:
+    """Read every input, fetch the feeds that are due, update the store, and publish."""
     from aggregator import sync as sync_module
     from aggregator.report import ConsoleReporter, print_summary
 
@@ -92,7 +95,9 @@ def sync(ctx: click.Context, only: tuple[str, ...], workers: int | None) -> None
     reporter = ConsoleReporter()
     try:
         with reporter:
-            report = sync_module.sync(config, only=only, reporter=reporter, workers=workers)
+            report = sync_module.sync(
+                config, only=only, reporter=reporter, workers=workers, force=force
+            )
     except AggregatorError as exc:
         fail(exc)
     except KeyboardInterrupt:

@@ -10,14 +10,18 @@ directory. Unknown keys and wrong types are refused with the key path named
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -104,7 +108,95 @@ class FilesInput(_Model):
         return self.name or Path(self.path).name or self.path
 
 
-Input = Annotated[FilesInput, Field(discriminator="kind")]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.I)
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90`, `90s`, `15m`, `1h`, `1d`, `1w` as a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("must be a duration like 30m, 1h or 1d")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError("must be a duration like 30m, 1h or 1d")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _zone_or_none(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+class FeedInput(_Model):
+    kind: Literal["feed"]
+    url: str
+    """An RSS, Atom or JSON Feed URL."""
+    name: str | None = None
+    """Name shown in reports and used by `sync --only`; defaults to the URL's host and path."""
+    source: str | None = None
+    """Source (publisher) of every item; else the feed's own title, else the URL's host."""
+    tags: tuple[str, ...] = ()
+    timezone: str | None = None
+    """Zone for dates written without one (and for `CST`); default UTC."""
+    language: str | None = None
+    every: Duration = timedelta(minutes=30)
+    """How often the feed is fetched."""
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return _zone_or_none(value)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        parts = urlsplit(self.url)
+        return (parts.netloc + parts.path).rstrip("/") or self.url
+
+
+class Fetch(_Model):
+    """How live inputs are fetched."""
+
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    per_host: Annotated[int, Field(ge=1, le=32)] = 2
+    timeout: Duration = timedelta(seconds=30)
+    """Overall deadline of one fetch, redirects and body included."""
+    max_mib: Annotated[float, Field(gt=0, le=1024)] = 15
+    """Largest body accepted, after decompression."""
+    max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
+    allow_private_networks: bool = False
+    """Allow fetching from loopback, private and link-local addresses (off: a feed URL or a
+    redirect cannot reach the machine's own network)."""
+    backoff_cap: Duration = timedelta(days=1)
+    """Longest wait between retries of a failing input."""
+    moved_after: Duration = timedelta(days=1)
+    """A permanent redirect seen this long (and `moved_after_fetches` times) updates the URL."""
+    moved_after_fetches: Annotated[int, Field(ge=1)] = 3
+
+
+Input = Annotated[FilesInput | FeedInput, Field(discriminator="kind")]
 
 
 class Config(_Model):
@@ -115,6 +207,7 @@ class Config(_Model):
     site: Site = Field(default_factory=Site)
     feeds: Feeds = Field(default_factory=Feeds)
     identity: Identity = Field(default_factory=Identity)
+    fetch: Fetch = Field(default_factory=Fetch)
     inputs: tuple[Input, ...] = ()
 
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -159,7 +252,7 @@ class Config(_Model):
 
     @field_validator("inputs")
     @classmethod
-    def _unique_names(cls, value: tuple[FilesInput, ...]) -> tuple[FilesInput, ...]:
+    def _unique_names(cls, value: tuple[Input, ...]) -> tuple[Input, ...]:
         seen: set[str] = set()
         for item in value:
             name = item.display_name
@@ -216,7 +309,7 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif isinstance(previous, int) and item in ("files",):
+        elif isinstance(previous, int) and item in ("files", "feed"):
             pass  # pydantic names the chosen `kind` branch; the user never wrote it
         else:
             parts.append(("." if parts else "") + str(item))
@@ -231,7 +324,7 @@ def _message(err: Any) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return "`kind` must be one of: files"
+        return "`kind` must be one of: files, feed"
     msg = str(err["msg"])
     return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
 

@@ -390,9 +390,7 @@ async def fetch(
             async with asyncio.timeout(settings.deadline):
                 result = await _fetch_once(http, request, settings, limiter)
     except (FetchError, TimeoutError, httpx.HTTPError, OSError) as exc:
-        result = Fetched(
-            request=request, status=0, url=request.url, error=_describe(exc, settings)
-        )
+        result = Fetched(request=request, status=0, url=request.url, error=_describe(exc, settings))
     return _with_elapsed(result, time.perf_counter() - started)
 
 

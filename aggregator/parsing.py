@@ -1,4 +1,4 @@
-"""Reading posts into versions: stages 1 and 2 for one file, in this process or in workers.
+"""Reading posts and feed documents into versions: stages 1 and 2, here or in workers.
 
 This module imports only the adapter and normalisation (PyYAML, nh3, markdown-it), never the
 store or the publisher: parse workers are started from a fork server that preloads just this
@@ -13,10 +13,13 @@ import signal
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 
+from aggregator.adapters import feed as feed_adapter
 from aggregator.adapters import files as files_adapter
 from aggregator.errors import ParseError
 from aggregator.normalise import PostSettings, normalise_post
+from aggregator.normalise.item import ItemSettings, normalise_document
 from aggregator.types import FileStat, Skipped, Version
 
 CHUNK = 250  # files per task handed to a worker process
@@ -87,3 +90,37 @@ def parsed(
             if nxt is not None:
                 pending.append(pool.submit(_parse_chunk, nxt))
             yield result
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A fetched feed document, read and normalised."""
+
+    versions: list[Version]
+    skipped: list[tuple[int, str]]
+    """(item position, reason) of items with nothing to show."""
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    """Why the document could not be read at all."""
+
+
+def parse_feed(content: bytes, url: str, charset: str | None, settings: ItemSettings) -> ParsedFeed:
+    """Read one fetched document into versions; a document that is not a feed is an error."""
+    try:
+        doc = feed_adapter.parse_document(content, url, charset)
+    except ParseError as exc:
+        return ParsedFeed([], [], error=str(exc))
+    versions, skipped = normalise_document(doc, settings)
+    warnings = list(doc.warnings)
+    for v in versions:
+        warnings.extend(v.warnings)
+    return ParsedFeed(versions, skipped, tuple(dict.fromkeys(warnings)))
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def feed_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for `parse_feed` (from the same lean fork server as post parsing)."""
+    return ProcessPoolExecutor(workers, mp_context=_context(), initializer=_ignore_sigint)

@@ -106,7 +106,7 @@ def print_summary(report: SyncReport, config: Config, reporter: ConsoleReporter)
         for i in report.inputs:
             table.add_row(
                 i.name, str(i.new), str(i.updated), str(i.unchanged), str(i.removed),
-                str(len(i.skipped)), i.error or _reasons(i.skipped),
+                str(len(i.skipped)), i.error or i.note or _reasons(i.skipped),
             )  # fmt: skip
         reporter.out.print(table)
     for i in report.inputs:
@@ -119,6 +119,8 @@ def print_summary(report: SyncReport, config: Config, reporter: ConsoleReporter)
             )
             if i.skipped:
                 line += f" ({_reasons(i.skipped)})"
+            if i.note:
+                line = f"{i.name}: {i.note}"
             print(line)
     print(
         f"entries: {report.entries_total} in store ({report.entries_new} new, "

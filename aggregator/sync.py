@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aggregator.adapters import files as files_adapter
-from aggregator.config import Config, FilesInput
+from aggregator.config import Config, FeedInput, FilesInput
 from aggregator.decide import decide_entries
 from aggregator.errors import ParseError, SourceError
 from aggregator.normalise import PostSettings, render_body
@@ -80,7 +80,9 @@ class InputReport:
     """Posts whose file is gone."""
     skipped: list[Skipped] = field(default_factory=list)
     error: str | None = None
-    """Set when the input as a whole failed (folder missing…)."""
+    """Set when the input as a whole failed (folder missing, feed unreachable…)."""
+    note: str | None = None
+    """Why an input did not run this time (not due yet, retired)."""
 
 
 @dataclass
@@ -296,11 +298,13 @@ def sync(
     now: datetime | None = None,
     workers: int | None = None,
     store: Store | None = None,
+    force: bool = False,
 ) -> SyncReport:
     """Run the enabled inputs (or those named in `only`), then publish.
 
-    Raises StoreError when the database cannot be used; a failing input is recorded in the
-    report and the others still run.
+    Live inputs are fetched when they are due (all of them with `force`). Raises StoreError
+    when the database cannot be used; a failing input is recorded in the report and the others
+    still run.
     """
     reporter = reporter or QuietReporter()
     now = now or datetime.now(UTC)
@@ -309,12 +313,24 @@ def sync(
     own_store = store is None
     store = store or Store.open(config.database_url)
     try:
-        for inp in config.inputs:
-            if not inp.enabled or (only and inp.display_name not in only):
-                continue
-            report.inputs.append(
-                run_files_input(store, config, inp, report, reporter, now, workers)
-            )
+        chosen = [
+            inp for inp in config.inputs if inp.enabled and (not only or inp.display_name in only)
+        ]
+        done: dict[str, InputReport] = {}
+        for inp in chosen:
+            if isinstance(inp, FilesInput):
+                done[inp.display_name] = run_files_input(
+                    store, config, inp, report, reporter, now, workers
+                )
+        feeds = [inp for inp in chosen if isinstance(inp, FeedInput)]
+        if feeds:
+            from aggregator import live  # httpx and feedparser load only when needed
+
+            for result in live.run_feed_inputs(
+                store, config, feeds, reporter, now, workers, force=force
+            ):
+                done[result.name] = result
+        report.inputs.extend(done[inp.display_name] for inp in chosen)
         started = time.perf_counter()
         decide_pending(store, now, report)
         log.info("decided entries in %.2fs", time.perf_counter() - started)

@@ -1,6 +1,6 @@
 """The types that cross stage boundaries, named for the boundary they cross.
 
-    adapter ──PostDraft──▶ normalise ──Version──▶ store
+    adapter ──PostDraft, FeedDocument──▶ normalise ──Version──▶ store
     store ──StoredVersion, StoredEntry──▶ decide ──EntryIntent──▶ store
     store ──FeedItem──▶ publish
 
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
+Enclosure = tuple[str, str, int | None]
+"""(url, media type, length in bytes)."""
 Tag = tuple[str, str]
 """(key, display): the key is the normalised form used for matching, display as first seen."""
 
@@ -54,6 +56,40 @@ class PostDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemDraft:
+    """One item of a fetched feed as the feed adapter read it: text as found, dates unparsed."""
+
+    guid: str | None
+    link: str | None
+    """Absolute (resolved against the feed's URL), not yet cleaned."""
+    title: str | None
+    """May hold markup (Atom `type="html"` titles); normalisation reduces it to text."""
+    published: str | None
+    updated: str | None
+    content: str | None
+    """Untrusted HTML: the full content, else the description."""
+    summary: str | None
+    """Untrusted HTML, when the item has both a summary and content."""
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    image: str | None = None
+    """Media thumbnail, image media content, or image enclosure."""
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDocument:
+    """A fetched feed, read: its own metadata and its items in document order."""
+
+    title: str | None
+    link: str | None
+    language: str | None
+    items: tuple[ItemDraft, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Version:
     """One input's copy of an article, normalised: what the store keeps per file or feed item."""
 
@@ -87,6 +123,8 @@ class Version:
     """Hash of the title, link and body as read (see `identity.body_hash`)."""
     mtime_ns: int
     warnings: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    """Media attached to a feed item (podcast audio, images)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,3 +207,4 @@ class FeedItem:
     language: str | None
     body_path: str | None = None
     """The post file holding the body, when the store does not hold it."""
+    enclosures: tuple[Enclosure, ...] = ()

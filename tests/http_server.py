@@ -15,7 +15,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -65,10 +65,8 @@ def _make_handler(server: Server) -> type[BaseHTTPRequestHandler]:
             if handler is None:
                 send(self, 404, b"not found")
                 return
-            try:
+            with suppress(BrokenPipeError, ConnectionResetError):
                 handler(self)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
 
         def do_HEAD(self) -> None:
             self.do_GET()

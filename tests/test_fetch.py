@@ -6,11 +6,11 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+import http_server as hs
 import pytest
 
 from aggregator import fetch
 from aggregator.fetch import FetchSettings, Request
-import http_server as hs
 
 LOCAL = FetchSettings(allow_private_networks=True, deadline=5.0)
 

@@ -2,6 +2,7 @@
 
 Identity key, first that applies (DESIGN.md):
   url:<canonical url without scheme>      the original article's URL
+  guid:<hash of input name, GUID>          a feed item with no URL: its GUID, within its feed
   fp:<hash of source, title, date>         a post with no original URL
 
 The published entry id is a UUID v5 of the identity key: the same after the database is deleted
@@ -35,11 +36,20 @@ def title_key(title: str) -> str:
 
 
 def identity_key(
-    url_key: str | None, source_key: str, title: str, published: datetime | None
+    url_key: str | None,
+    source_key: str,
+    title: str,
+    published: datetime | None,
+    guid: str | None = None,
 ) -> str:
-    """The key of the article a copy belongs to (see the module docstring for the order)."""
+    """The key of the article a copy belongs to (see the module docstring for the order).
+
+    `guid` is a feed item's GUID already scoped to its input (GUIDs are unique only per feed).
+    """
     if url_key:
         return "url:" + url_key
+    if guid:
+        return "guid:" + _digest(f"v{IDENTITY_VERSION}", guid)
     day = published.date().isoformat() if published else ""
     return "fp:" + _digest(f"v{IDENTITY_VERSION}", source_key, title_key(title), day)
 

@@ -86,6 +86,16 @@ class _Extras(BaseEntryExtension):
                 length="0",
             )
             xml_elem(f"{{{MEDIA_NS}}}thumbnail", entry, url=item.image)
+        for url, kind, length in item.enclosures:
+            if url != item.image:
+                xml_elem(
+                    f"{{{ATOM_NS}}}link" if entry.tag.startswith("{") else "link",
+                    entry,
+                    rel="enclosure",
+                    href=url,
+                    type=kind or "application/octet-stream",
+                    length=str(length or 0),
+                )
         return entry
 
     def extend_rss(self, entry: Any) -> Any:
@@ -132,7 +142,12 @@ def _generator(meta: FeedMeta, items: list[FeedItem], fmt: str) -> FeedGenerator
             fe.content(item.content or "", type="html")
             fe.guid(item.entry_id, permalink=False)
             fe.dc.dc_creator(item.author or item.source_name)
-            if item.image:
+            # RSS allows one enclosure: the item's own media (a podcast's audio) comes first
+            media = [e for e in item.enclosures if e[0] != item.image]
+            if media:
+                url, kind, length = media[0]
+                fe.enclosure(url, str(length or 0), kind or "application/octet-stream")
+            elif item.image:
                 fe.enclosure(item.image, "0", image_type(item.image))
         fe.agg.item = item
     return fg
@@ -172,6 +187,12 @@ def _json_item(item: FeedItem) -> dict[str, object]:
         out["summary"] = item.summary
     if item.image:
         out["image"] = item.image
+    if item.enclosures:
+        out["attachments"] = [
+            {"url": url, "mime_type": kind or "application/octet-stream"}
+            | ({"size_in_bytes": length} if length else {})
+            for url, kind, length in item.enclosures
+        ]
     out["date_published"] = iso(item.published)
     out["date_modified"] = iso(item.updated)
     out["authors"] = [{"name": item.author or item.source_name}]

@@ -30,9 +30,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+from aggregator.due import FetchState
 from aggregator.errors import StoreError
 from aggregator.store import migrate
-from aggregator.store.batch import Batch, _chunks
+from aggregator.store.batch import Batch, _chunks, decode_enclosures
 from aggregator.store.models import (
     SCHEMA_REVISION,
     CounterRow,
@@ -201,6 +202,87 @@ class Store:
                 )
             return int(row.id)
 
+    def ensure_inputs(self, specs: Sequence[tuple[str, str, str]], now: datetime) -> dict[str, int]:
+        """Ids of the inputs (name, kind, location), created as needed, in one transaction.
+
+        An input whose configured location changed starts afresh: its moved URL, validators,
+        errors and retirement belonged to the old location.
+        """
+        out: dict[str, int] = {}
+        with self.transaction() as tx:
+            rows = {
+                r.name: r
+                for r in tx.conn.execute(
+                    select(inputs_t.c.id, inputs_t.c.name, inputs_t.c.kind, inputs_t.c.location)
+                )
+            }
+            for name, kind, location in specs:
+                row = rows.get(name)
+                if row is None:
+                    out[name] = int(
+                        tx.conn.execute(
+                            inputs_t.insert()
+                            .values(
+                                name=name,
+                                kind=kind,
+                                location=location,
+                                created_at=now,
+                                error_count=0,
+                            )
+                            .returning(inputs_t.c.id)
+                        ).scalar_one()
+                    )
+                    continue
+                out[name] = int(row.id)
+                if (row.kind, row.location) != (kind, location):
+                    tx.conn.execute(
+                        update(inputs_t)
+                        .where(inputs_t.c.id == row.id)
+                        .values(
+                            kind=kind,
+                            location=location,
+                            url=None,
+                            etag=None,
+                            last_modified=None,
+                            error_count=0,
+                            last_error=None,
+                            next_due_at=None,
+                            moved_to=None,
+                            moved_since=None,
+                            moved_count=None,
+                            retired_at=None,
+                        )
+                    )
+        return out
+
+    def fetch_states(self, input_ids: Sequence[int]) -> dict[int, FetchState]:
+        """The stored fetch state of these inputs."""
+        i = inputs_t
+        out: dict[int, FetchState] = {}
+        with self.reading() as conn:
+            for chunk in _chunks(list(input_ids)):
+                for r in conn.execute(select(i).where(i.c.id.in_(chunk))):
+                    out[r.id] = FetchState(
+                        input_id=r.id,
+                        location=r.location,
+                        url=r.url,
+                        etag=r.etag,
+                        last_modified=r.last_modified,
+                        error_count=r.error_count or 0,
+                        next_due_at=r.next_due_at,
+                        moved_to=r.moved_to,
+                        moved_since=r.moved_since,
+                        moved_count=r.moved_count or 0,
+                        retired_at=r.retired_at,
+                    )
+        return out
+
+    def input_rows(self) -> list[dict[str, Any]]:
+        """Every stored input with its state, for `aggregator inputs`."""
+        with self.reading() as conn:
+            rows = conn.execute(select(inputs_t).order_by(inputs_t.c.name)).mappings().all()
+        return [dict(r) for r in rows]
+
     def record_run(
         self, input_id: int, *, now: datetime, ok: bool, error: str | None = None
     ) -> None:
@@ -292,6 +374,7 @@ class Store:
                 v.c.image,
                 v.c.language,
                 v.c.locator,
+                v.c.enclosures,
                 i.c.kind,
                 i.c.location,
             )
@@ -342,6 +425,7 @@ class Store:
                     if r.content is None and r.kind == "files"
                     else None
                 ),
+                enclosures=decode_enclosures(r.enclosures),
             )
             for r in rows
         ]

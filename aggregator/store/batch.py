@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection
 
-from aggregator.types import EntryIntent, StoredEntry, StoredVersion, Tag, Version
+from aggregator.types import Enclosure, EntryIntent, StoredEntry, StoredVersion, Tag, Version
 
 if TYPE_CHECKING:
     from aggregator.store import Store
@@ -31,6 +31,22 @@ def decode_tags(text: str) -> tuple[Tag, ...]:
     if not text:
         return ()
     return tuple(tuple(pair.split(_US, 1)) for pair in text.split(_RS))  # type: ignore[misc]
+
+
+def encode_enclosures(enclosures: Sequence[Enclosure]) -> str | None:
+    if not enclosures:
+        return None
+    return _RS.join(f"{u}{_US}{k}{_US}{'' if n is None else n}" for u, k, n in enclosures)
+
+
+def decode_enclosures(text: str | None) -> tuple[Enclosure, ...]:
+    if not text:
+        return ()
+    out: list[Enclosure] = []
+    for part in text.split(_RS):
+        url, kind, length = part.split(_US, 2)
+        out.append((url, kind, int(length) if length else None))
+    return tuple(out)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -74,21 +90,31 @@ class Batch:
                 input_id, v.locator, v.signature, v.identity_key, v.title, v.link,
                 t(v.published), t(v.declared_updated), v.author, v.source_key, v.source_name,
                 encode_tags(v.tags), v.image, v.language, v.content,
-                v.summary, v.body_hash, v.mtime_ns, seen,
+                v.summary, v.body_hash, v.mtime_ns, seen, encode_enclosures(v.enclosures),
             )
             for v in versions
         ]  # fmt: skip
         columns = (
             "input_id, locator, signature, identity_key, title, link, published, "
             "declared_updated, author, source_key, source_name, tags, image, language, content, "
-            "summary, body_hash, mtime_ns, seen_at"
+            "summary, body_hash, mtime_ns, seen_at, enclosures"
         )
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns.replace(" ", "").split(",")[2:])
         self._many(
-            f"INSERT INTO versions ({columns}) VALUES ({self._in(19)}) "
+            f"INSERT INTO versions ({columns}) VALUES ({self._in(20)}) "
             f"ON CONFLICT (input_id, locator) DO UPDATE SET {updates}",
             rows,
         )
+
+    def update_inputs(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Write inputs' fetch state (see `due.after_fetch`)."""
+        from aggregator.store import inputs_t
+
+        for input_id, values in changes:
+            if values:
+                self.conn.execute(
+                    inputs_t.update().where(inputs_t.c.id == input_id).values(**values)
+                )
 
     def delete_versions(self, version_ids: Sequence[int]) -> None:
         for chunk in _chunks(list(version_ids)):

@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # The head revision of `migrations/`; the store checks it before using a database (a test keeps
 # it equal to Alembic's head).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -87,6 +87,16 @@ class InputRow(Base):
     last_modified: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # 0002: fetch state of live inputs
+    url: Mapped[str | None] = mapped_column(Text)
+    """Where the input is fetched now, when a permanent redirect moved it from `location`."""
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    moved_to: Mapped[str | None] = mapped_column(Text)
+    """Target of permanent redirects seen lately, not yet trusted (see `moved_count`)."""
+    moved_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    moved_count: Mapped[int | None] = mapped_column(Integer)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the input answered 410 Gone; it is not fetched again."""
 
 
 class VersionRow(Base):
@@ -116,6 +126,26 @@ class VersionRow(Base):
     body_hash: Mapped[str] = mapped_column(String(64))
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    enclosures: Mapped[str | None] = mapped_column(Text)
+    """0002: a feed item's media, `url<US>type<US>length` joined by <RS>."""
+
+
+class OriginPageRow(Base):
+    """Fetch state of one original article page (the `origin` input)."""
+
+    __tablename__ = "origin_pages"
+    __table_args__ = (WITHOUT_ROWID,)
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
+    identity_key: Mapped[str] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the page answered 404/410: the entry is kept, marked removed at origin."""
 
 
 class EntryRow(Base):

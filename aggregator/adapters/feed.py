@@ -1,0 +1,264 @@
+"""Stage 1 for `kind: feed`: a fetched RSS/Atom/JSON Feed document into item drafts.
+
+RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 go through feedparser (this module owns it), with its own
+sanitiser and relative-URI rewriting off: bodies are cleaned once, with nh3, in normalisation
+(feedparser's sanitiser drops `data-src` images and keeps some dangerous URLs). feedparser is
+the first XML parser to see the untrusted bytes, and it drops any DOCTYPE, so entity bombs and
+external entities are harmless. JSON Feed 1.0/1.1 is read with the standard `json` module.
+
+Bytes are decoded here before feedparser sees them: the HTTP charset and the XML declaration
+are tried first, strictly, and a document that is valid in neither (GBK served as UTF-8, or
+undeclared) is decoded by detection. feedparser then gets UTF-8 and is told so.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urljoin
+
+from aggregator.errors import ParseError
+from aggregator.types import FeedDocument, ItemDraft
+
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
+_XML_DECL_TEXT = re.compile(r"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])([A-Za-z0-9._:-]+)", re.I)
+# GB2312 and GBK documents often use characters only their superset has.
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "big5": "big5hkscs"}
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+_IMAGE_TYPES = ("image/",)
+
+
+def decode_document(data: bytes, http_charset: str | None) -> tuple[str, str | None]:
+    """Text of a fetched document and, when it was not what it claimed, a warning."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace").lstrip("\ufeff"), None
+    declared = _XML_DECL.match(data[:400])
+    candidates = [http_charset, declared.group(1).decode("ascii") if declared else None, "utf-8"]
+    tried: list[str] = []
+    for name in candidates:
+        if not name:
+            continue
+        name = _SUPERSETS.get(name.lower(), name.lower())
+        if name in tried:
+            continue
+        tried.append(name)
+        try:
+            return data.decode(name), None
+        except (UnicodeDecodeError, LookupError):
+            continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None or best.encoding is None:
+        raise ParseError("not text in any encoding we can detect")
+    said = http_charset or (declared.group(1).decode("ascii") if declared else None)
+    warning = f"decoded as {best.encoding}" + (f" (it claimed {said})" if said else "")
+    return str(best), warning
+
+
+def parse_document(data: bytes, url: str, http_charset: str | None = None) -> FeedDocument:
+    """Read a feed document; raises ParseError when it is not a feed at all."""
+    if not data.strip():
+        raise ParseError("empty document")
+    text, warning = decode_document(data, http_charset)
+    head = text.lstrip()[:1]
+    doc = _parse_json(text, url) if head in ("{", "[") else _parse_xml(text, url)
+    if warning:
+        return FeedDocument(
+            title=doc.title,
+            link=doc.link,
+            language=doc.language,
+            items=doc.items,
+            warnings=(warning, *doc.warnings),
+        )
+    return doc
+
+
+# ---- RSS and Atom (feedparser) ------------------------------------------------------------
+
+
+def _parse_xml(text: str, url: str) -> FeedDocument:
+    import feedparser  # imported here: a process that only reads archives never loads it
+
+    # Declare UTF-8, since the text is now UTF-8 whatever the original declaration said.
+    text = _XML_DECL_TEXT.sub(lambda m: m.group(1) + "utf-8", text, count=1)
+    parsed = feedparser.parse(
+        io.BytesIO(text.encode("utf-8")),
+        response_headers={
+            "content-type": "application/xml; charset=utf-8",
+            "content-location": url,
+        },
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    feed = parsed.get("feed", {})
+    entries = parsed.get("entries", [])
+    if not entries and not feed.get("title") and parsed.get("version", "") == "":
+        problem = parsed.get("bozo_exception")
+        reason = " ".join(str(problem).split()) if problem else "no feed found"
+        raise ParseError(f"not an RSS, Atom or JSON feed ({reason})")
+    warnings: list[str] = []
+    if parsed.get("bozo") and entries:
+        problem = parsed.get("bozo_exception")
+        if problem is not None and type(problem).__name__ != "CharacterEncodingOverride":
+            reason = " ".join(str(problem).split())[:200]
+            warnings.append(f"not well-formed, read leniently ({reason})")
+    language = feed.get("language") or None
+    return FeedDocument(
+        title=feed.get("title") or None,
+        link=_absolute(feed.get("link"), url),
+        language=language,
+        items=tuple(_xml_item(e, url, language) for e in entries),
+        warnings=tuple(warnings),
+    )
+
+
+def _absolute(link: str | None, base: str) -> str | None:
+    if not link:
+        return None
+    try:
+        return urljoin(base, link.strip())
+    except ValueError:
+        return None
+
+
+def _xml_item(e: Mapping[str, Any], url: str, language: str | None) -> ItemDraft:
+    content: str | None = None
+    for part in e.get("content") or ():
+        value = part.get("value")
+        if value and (content is None or "html" in (part.get("type") or "")):
+            content = value
+    summary = e.get("summary") or None
+    if content is None:
+        content, summary = summary, None
+    authors = [a.get("name") for a in e.get("authors") or () if a.get("name")]
+    if not authors and e.get("author"):
+        authors = [e.get("author")]
+    categories = [t.get("term") or t.get("label") for t in e.get("tags") or ()]
+    enclosures = tuple(
+        (href, enc.get("type") or "", _int(enc.get("length")))
+        for enc in e.get("enclosures") or ()
+        if (href := _absolute(enc.get("href"), url))
+    )
+    image = None
+    for thumb in e.get("media_thumbnail") or ():
+        image = image or _absolute(thumb.get("url"), url)
+    for media in e.get("media_content") or ():
+        if media.get("medium") == "image" or (media.get("type") or "").startswith("image/"):
+            image = image or _absolute(media.get("url"), url)
+    for href, kind, _ in enclosures:
+        if kind.startswith(_IMAGE_TYPES):
+            image = image or href
+    return ItemDraft(
+        guid=(e.get("id") or "").strip() or None,
+        link=_absolute(e.get("link"), url),
+        title=e.get("title") or None,
+        published=e.get("published") or e.get("created") or None,
+        updated=e.get("updated") or None,
+        content=content,
+        summary=summary,
+        authors=tuple(authors),
+        categories=tuple(c for c in categories if c),
+        enclosures=enclosures,
+        image=image,
+        language=e.get("language") or language,
+    )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+# ---- JSON Feed 1.0 / 1.1 -----------------------------------------------------------------
+
+
+def _parse_json(text: str, url: str) -> FeedDocument:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ParseError(f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or "items" not in data:
+        raise ParseError("JSON without `items`: not a JSON Feed")
+    items_in = data.get("items")
+    if not isinstance(items_in, list):
+        raise ParseError("JSON Feed `items` is not a list")
+    language = _str(data.get("language"))
+    base = _str(data.get("home_page_url")) or url
+    feed_authors = _json_authors(data)
+    items = tuple(
+        _json_item(item, base, language, feed_authors)
+        for item in items_in
+        if isinstance(item, dict)
+    )
+    return FeedDocument(
+        title=_str(data.get("title")),
+        link=_absolute(_str(data.get("home_page_url")), url),
+        language=language,
+        items=items,
+    )
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def _json_authors(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    found: list[str] = []
+    authors = obj.get("authors")
+    if isinstance(authors, list):
+        found.extend(n for a in authors if isinstance(a, dict) and (n := _str(a.get("name"))))
+    author = obj.get("author")  # JSON Feed 1.0
+    if not found and isinstance(author, dict) and (n := _str(author.get("name"))):
+        found.append(n)
+    return tuple(found)
+
+
+def _json_item(
+    item: Mapping[str, Any], base: str, language: str | None, feed_authors: tuple[str, ...]
+) -> ItemDraft:
+    content = _str(item.get("content_html"))
+    if content is None and (plain := _str(item.get("content_text"))):
+        content = "<p>" + _escape(plain).replace("\n\n", "</p><p>") + "</p>"
+    summary = _str(item.get("summary"))
+    attachments = item.get("attachments")
+    enclosures = tuple(
+        (href, _str(a.get("mime_type")) or "", _int(a.get("size_in_bytes")))
+        for a in (attachments if isinstance(attachments, list) else ())
+        if isinstance(a, dict) and (href := _absolute(_str(a.get("url")), base))
+    )
+    tags = item.get("tags")
+    return ItemDraft(
+        guid=_str(item.get("id")),
+        link=_absolute(_str(item.get("url")) or _str(item.get("external_url")), base),
+        title=_str(item.get("title")),
+        published=_str(item.get("date_published")),
+        updated=_str(item.get("date_modified")),
+        content=content,
+        summary=summary,
+        authors=_json_authors(item) or feed_authors,
+        categories=tuple(t for t in _strings(tags)),
+        enclosures=enclosures,
+        image=_absolute(_str(item.get("image")) or _str(item.get("banner_image")), base),
+        language=_str(item.get("language")) or language,
+    )
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, list):
+        for v in value:
+            if (s := _str(v)) is not None:
+                yield s
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
