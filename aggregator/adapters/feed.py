@@ -184,12 +184,20 @@ def _xml_item(e: Mapping[str, Any], url: str, language: str | None) -> ItemDraft
     for href, kind, _ in enclosures:
         if kind.startswith(_IMAGE_TYPES):
             image = image or href
+    guid = (e.get("id") or "").strip() or None
+    link = _absolute(e.get("link"), url)
+    # Both parsers make an RSS <guid> the link when there is no <link>, even a GUID that is no
+    # URL at all ("42" becomes https://site/42): that is not the article's address.
+    if guid and link and not guid.startswith(("http", "//")) and link == _absolute(guid, url):
+        link = None
+    # feedparser answers `updated` with the published date when there is none (and warns)
+    has_updated = dict.__contains__(e, "updated") if isinstance(e, dict) else True
     return ItemDraft(
-        guid=(e.get("id") or "").strip() or None,
-        link=_absolute(e.get("link"), url),
+        guid=guid,
+        link=link,
         title=e.get("title") or None,
         published=e.get("published") or e.get("created") or None,
-        updated=e.get("updated") or None,
+        updated=(e.get("updated") if has_updated else None) or None,
         content=content,
         summary=summary,
         authors=tuple(authors),

@@ -1,0 +1,304 @@
+"""Reading fetched feed documents (both parsers) and normalising their items."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from aggregator.adapters import feed
+from aggregator.errors import ParseError
+from aggregator.normalise.item import ItemSettings, normalise_document, normalise_item
+from aggregator.parsing import parse_feed
+
+URL = "https://news.example.com/feed.xml"
+
+RSS = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"
+     xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:media="http://search.yahoo.com/mrss/">
+<channel>
+  <title>Example News</title><link>https://news.example.com/</link><language>zh-CN</language>
+  <item>
+    <title>First &amp; foremost</title>
+    <link>https://news.example.com/a/1?utm_source=rss</link>
+    <guid isPermaLink="false">item-1</guid>
+    <pubDate>Sun, 10 Jul 2022 09:30:00 +0800</pubDate>
+    <dc:creator>Li Wei</dc:creator>
+    <category>World</category><category>Asia</category>
+    <description>Short &lt;b&gt;summary&lt;/b&gt;</description>
+    <content:encoded><![CDATA[<p>Body <img data-src="/img/1.jpg"> text</p><script>alert(1)</script>
+      <a href="javascript:alert(2)">x</a>]]></content:encoded>
+    <enclosure url="https://cdn.example.com/1.mp3" type="audio/mpeg" length="1234"/>
+    <media:thumbnail url="https://cdn.example.com/1.jpg?w=1&amp;h=2"/>
+  </item>
+  <item>
+    <title>Second</title>
+    <link>/a/2</link>
+    <pubDate>Mon, 11 Jul 2022 10:00:00 GMT</pubDate>
+    <description>Only a description</description>
+  </item>
+</channel></rss>"""
+
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="en">
+  <title>Atom Site</title><link href="https://atom.example.org/"/>
+  <id>urn:x</id><updated>2022-07-12T00:00:00Z</updated>
+  <author><name>Feed Author</name></author>
+  <entry>
+    <title type="html">Atom &lt;em&gt;entry&lt;/em&gt;</title>
+    <link rel="alternate" href="https://atom.example.org/e/1"/>
+    <id>tag:atom.example.org,2022:1</id>
+    <published>2022-07-10T08:00:00+02:00</published>
+    <updated>2022-07-12T08:00:00+02:00</updated>
+    <category term="tech"/>
+    <summary>Atom summary</summary>
+    <content type="html">&lt;p&gt;Atom body&lt;/p&gt;</content>
+  </entry>
+</feed>"""
+
+JSON_FEED = b"""{
+  "version": "https://jsonfeed.org/version/1.1",
+  "title": "JSON Site", "home_page_url": "https://json.example.net/", "language": "de",
+  "authors": [{"name": "Site Team"}],
+  "items": [
+    {"id": "j1", "url": "https://json.example.net/p/1", "title": "Eins",
+     "content_html": "<p>Hallo <b>Welt</b></p>", "summary": "Kurz",
+     "date_published": "2022-07-10T09:30:00+02:00", "date_modified": "2022-07-11T09:30:00Z",
+     "tags": ["news", "Welt"], "image": "/i/1.png",
+     "attachments": [{"url": "https://json.example.net/a.mp3", "mime_type": "audio/mpeg",
+                      "size_in_bytes": 99}]},
+    {"id": "j2", "content_text": "No title here, just text\\n\\nand more"},
+    "not an item"
+  ]
+}"""
+
+JSON_FEED_10 = b"""{"version": "https://jsonfeed.org/version/1", "title": "Old",
+  "author": {"name": "Solo"},
+  "items": [{"id": "1", "url": "https://old.example/1", "title": "T", "content_text": "x"}]}"""
+
+
+@pytest.fixture(params=["fast", "feedparser"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every XML case runs through both parsers: the fast path and the feedparser fallback."""
+    if request.param == "feedparser":
+        monkeypatch.setattr(feed, "_fast_parse", lambda data: None)
+    else:
+        pytest.importorskip("feedparser_rs")
+    return str(request.param)
+
+
+def settings(**kw: object) -> ItemSettings:
+    return ItemSettings(scope=str(kw.pop("scope", "news")), **kw)  # type: ignore[arg-type]
+
+
+def test_rss_items_are_read_fully(parser: str) -> None:
+    doc = feed.parse_document(RSS, URL)
+    assert doc.title == "Example News" and doc.language == "zh-CN"
+    first, second = doc.items
+    assert first.guid == "item-1"
+    assert first.link == "https://news.example.com/a/1?utm_source=rss"
+    assert first.title == "First & foremost"
+    assert first.published == "Sun, 10 Jul 2022 09:30:00 +0800"
+    assert first.authors == ("Li Wei",)
+    assert first.categories == ("World", "Asia")
+    assert first.content is not None and "data-src" in first.content
+    assert first.summary == "Short <b>summary</b>"
+    assert first.enclosures[0][:2] == ("https://cdn.example.com/1.mp3", "audio/mpeg")
+    assert first.image == "https://cdn.example.com/1.jpg?w=1&h=2"
+    assert second.link == "https://news.example.com/a/2"  # resolved against the feed
+    assert second.content == "Only a description" and second.summary is None
+
+
+def test_rss_items_normalise_to_clean_versions(parser: str) -> None:
+    doc = feed.parse_document(RSS, URL)
+    versions, skipped = normalise_document(doc, settings(tags=("extra",)))
+    assert skipped == []
+    v = versions[0]
+    assert v.link == "https://news.example.com/a/1"  # tracking parameter dropped
+    assert v.identity_key == "url:news.example.com/a/1"
+    assert v.locator == v.identity_key
+    assert v.title == "First & foremost"
+    assert v.published == datetime(2022, 7, 10, 1, 30, tzinfo=UTC)
+    assert v.source_name == "Example News"
+    assert [d for _, d in v.tags] == ["World", "Asia", "extra"]
+    assert v.content is not None
+    assert "<script" not in v.content and "alert" not in v.content
+    assert "javascript:" not in v.content
+    assert 'src="https://news.example.com/img/1.jpg"' in v.content  # lazy image promoted
+    assert v.summary == "Short summary"
+    assert v.language == "zh-CN"
+    assert v.enclosures == (("https://cdn.example.com/1.mp3", "audio/mpeg", 1234),)
+
+
+def test_atom_entries(parser: str) -> None:
+    doc = feed.parse_document(ATOM, "https://atom.example.org/feed")
+    (v,), _ = normalise_document(doc, settings())
+    assert v.title == "Atom entry"
+    assert v.published == datetime(2022, 7, 10, 6, 0, tzinfo=UTC)
+    assert v.declared_updated == datetime(2022, 7, 12, 6, 0, tzinfo=UTC)
+    assert v.content == "<p>Atom body</p>"
+    assert v.summary == "Atom summary"
+    assert [d for _, d in v.tags] == ["tech"]
+
+
+def test_json_feed_11_and_10() -> None:
+    doc = feed.parse_document(JSON_FEED, "https://json.example.net/feed.json")
+    assert doc.title == "JSON Site" and len(doc.items) == 2
+    (one, two), _skipped = normalise_document(doc, settings())
+    assert one.link == "https://json.example.net/p/1"
+    assert one.author == "Site Team"
+    assert one.image == "https://json.example.net/i/1.png"
+    assert one.enclosures == (("https://json.example.net/a.mp3", "audio/mpeg", 99),)
+    assert one.declared_updated == datetime(2022, 7, 11, 9, 30, tzinfo=UTC)
+    assert one.language == "de" and one.summary == "Kurz"
+    assert two.title == "No title here, just text and more"  # from the text
+    assert two.identity_key.startswith("guid:")
+    old = feed.parse_document(JSON_FEED_10, "https://old.example/feed.json")
+    assert old.items[0].authors == ("Solo",)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "declared", "http_charset"),
+    [
+        ("gbk", "gbk", None),  # declared in the document
+        ("gbk", None, None),  # undeclared: detected
+        ("gbk", "utf-8", None),  # mislabelled: detected
+        ("gb18030", None, "utf-8"),  # the server lies: detected
+        ("big5", "big5", None),
+        ("big5", None, "big5"),  # declared by HTTP only
+    ],
+)
+def test_chinese_encodings(
+    parser: str, encoding: str, declared: str | None, http_charset: str | None
+) -> None:
+    decl = f' encoding="{declared}"' if declared else ""
+    title = "联合早报：中国经济新闻" if encoding != "big5" else "聯合早報：中國經濟新聞"
+    body = "新加坡联合早报报道，中国经济持续增长。" * 20
+    if encoding == "big5":
+        body = "新加坡聯合早報報道，中國經濟持續增長。" * 20
+    text = (
+        f'<?xml version="1.0"{decl}?><rss version="2.0"><channel><title>{title}</title>'
+        f"<item><title>{title}</title><link>https://www.zaobao.com/n/1</link>"
+        f"<description>{body}</description></item></channel></rss>"
+    )
+    doc = feed.parse_document(text.encode(encoding), URL, http_charset)
+    assert doc.title == title
+    assert doc.items[0].title == title
+    assert doc.items[0].content == body
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE rss [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<rss version="2.0"><channel><title>Bomb</title>
+<item><title>&lol9;</title><link>https://bomb.example/1</link></item></channel></rss>"""
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<rss version="2.0"><channel><title>XXE</title>
+<item><title>leak: &xxe;</title><link>https://xxe.example/1</link>
+<description>&xxe;</description></item></channel></rss>"""
+
+
+def test_entity_bomb_is_harmless() -> None:
+    started = time.monotonic()
+    result = parse_feed(BILLION_LAUGHS, URL, None, settings())
+    assert time.monotonic() - started < 5
+    for v in result.versions:
+        assert "lollollol" not in v.title + (v.content or "")
+
+
+def test_external_entities_are_not_read() -> None:
+    result = parse_feed(XXE, URL, None, settings())
+    for v in result.versions:
+        assert "root:" not in v.title + (v.content or "") + (v.summary or "")
+
+
+def test_not_a_feed_is_a_parse_error() -> None:
+    for data in (b"", b"   ", b"<html><body><p>Hello</p></body></html>", b"{not json"):
+        with pytest.raises(ParseError):
+            feed.parse_document(data, URL)
+    assert parse_feed(b"<html><p>hi</p></html>", URL, None, settings()).error
+
+
+def test_malformed_feed_is_recovered_by_feedparser() -> None:
+    broken = RSS.replace(b"<title>Second</title>", b"<title>Second & third</title>")
+    doc = feed.parse_document(broken, URL)
+    assert len(doc.items) == 2
+    assert doc.warnings and doc.warnings[0].startswith("not well-formed")
+
+
+def test_a_guid_repeated_in_one_document_is_one_version(parser: str) -> None:
+    item = "<item><title>Same {n}</title><guid>dup</guid><description>v{n}</description></item>"
+    text = f"<rss version='2.0'><channel><title>D</title>{item.format(n=1)}{item.format(n=2)}</channel></rss>"
+    versions, _ = normalise_document(feed.parse_document(text.encode(), URL), settings())
+    assert len(versions) == 1 and versions[0].title == "Same 1"
+
+
+def test_changing_guids_for_one_link_are_one_identity() -> None:
+    def doc(guid: str) -> bytes:
+        return (
+            "<rss version='2.0'><channel><title>U</title><item><title>T</title>"
+            f"<link>https://u.example/1</link><guid>{guid}</guid></item></channel></rss>"
+        ).encode()
+
+    a = normalise_document(feed.parse_document(doc("g-1"), URL), settings())[0][0]
+    b = normalise_document(feed.parse_document(doc("g-2"), URL), settings())[0][0]
+    assert a.identity_key == b.identity_key and a.locator == b.locator
+
+
+def test_guid_identity_is_scoped_to_its_input() -> None:
+    text = (
+        b"<rss version='2.0'><channel><title>G</title>"
+        b"<item><title>T</title><guid>42</guid></item></channel></rss>"
+    )
+    doc = feed.parse_document(text, URL)
+    a = normalise_item(doc.items[0], doc, settings(scope="one"))
+    b = normalise_item(doc.items[0], doc, settings(scope="two"))
+    assert a.identity_key.startswith("guid:") and a.identity_key != b.identity_key
+
+
+def test_cst_is_china_time_when_the_input_zone_says_so() -> None:
+    text = (
+        b"<rss version='2.0'><channel><title>Z</title><item><title>T</title>"
+        b"<link>https://z.example/1</link><pubDate>Sun, 10 Jul 2022 09:30:00 CST</pubDate>"
+        b"</item></channel></rss>"
+    )
+    doc = feed.parse_document(text, URL)
+    china = normalise_item(doc.items[0], doc, settings(timezone="Asia/Shanghai"))
+    assert china.published == datetime(2022, 7, 10, 1, 30, tzinfo=UTC)
+    us = normalise_item(doc.items[0], doc, settings())
+    assert us.published == datetime(2022, 7, 10, 15, 30, tzinfo=UTC)
+
+
+def test_item_with_nothing_to_show_is_skipped() -> None:
+    text = (
+        b"<rss version='2.0'><channel><title>E</title><item><guid>x</guid></item></channel></rss>"
+    )
+    result = parse_feed(text, URL, None, settings())
+    assert result.versions == [] and result.skipped == [
+        (0, "item has no title, no content and no link")
+    ]
+
+
+def test_control_characters_never_reach_a_version() -> None:
+    text = (
+        b"<rss version='2.0'><channel><title>C</title><item><title>Bad &#1;title\x0b</title>"
+        b"<link>https://c.example/1</link><description>body &amp;#2; here</description>"
+        b"</item></channel></rss>"
+    )
+    result = parse_feed(text, URL, None, settings())
+    v = result.versions[0]
+    for value in (v.title, v.content or "", v.summary or ""):
+        assert not any(ord(c) < 9 or ord(c) == 11 for c in value)

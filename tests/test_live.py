@@ -1,0 +1,285 @@
+"""Feed inputs end to end, in process: real HTTP servers on 127.0.0.1, a real SQLite store,
+published files read back with feedparser."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import http_server as hs
+import pytest
+
+from aggregator import config as config_module
+from aggregator.config import Config
+from aggregator.store import Store
+from aggregator.sync import SyncReport, sync
+
+NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+
+
+def rss(*items: str, title: str = "Live News") -> bytes:
+    return (
+        f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>{title}"
+        f"</title><link>https://live.example/</link>{''.join(items)}</channel></rss>"
+    ).encode()
+
+
+def item(n: int, link: str | None = None, guid: str | None = None, body: str = "") -> str:
+    link = link or f"https://live.example/a/{n}"
+    return (
+        f"<item><title>Story {n}</title><link>{link}</link>"
+        + (f"<guid>{guid}</guid>" if guid else "")
+        + f"<pubDate>Sun, {n:02d} Jul 2022 09:30:00 GMT</pubDate>"
+        f"<description>{body or f'Body of story {n}'}</description></item>"
+    )
+
+
+def make_config(tmp_path: Path, feeds: list[dict[str, Any]], **extra: Any) -> Config:
+    data: dict[str, Any] = {
+        "database": "sqlite:///agg.db",
+        "output": "public",
+        "site": {"base_url": "https://agg.example/"},
+        "fetch": {"allow_private_networks": True, "timeout": "5s"},
+        "inputs": [{"kind": "feed", **f} for f in feeds],
+        **extra,
+    }
+    return config_module.parse(data, base_dir=tmp_path)
+
+
+def run(cfg: Config, now: datetime = NOW, force: bool = False) -> SyncReport:
+    return sync(cfg, now=now, workers=1, force=force)
+
+
+def published(cfg: Config, name: str = "all.atom") -> Any:
+    return feedparser.parse((cfg.output_dir / name).read_bytes())
+
+
+def input_row(cfg: Config, name: str) -> dict[str, Any]:
+    with Store.open(cfg.database_url) as store:
+        return next(r for r in store.input_rows() if r["name"] == name)
+
+
+def test_feed_items_are_published_then_a_304_costs_nothing(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/feed.xml", hs.static(rss(item(1), item(2))))
+        cfg = make_config(tmp_path, [{"url": url, "name": "live"}])
+        report = run(cfg)
+        assert (report.inputs[0].new, report.entries_new) == (2, 2)
+        titles = [e.title for e in published(cfg).entries]
+        assert titles == ["Story 2", "Story 1"]
+        before = {p: p.stat().st_mtime_ns for p in cfg.output_dir.rglob("*")}
+
+        again = run(cfg, NOW + timedelta(minutes=5))  # not due yet: no request at all
+        assert server.hits("/feed.xml") == 1
+        assert again.inputs[0].note and again.inputs[0].note.startswith("not due until")
+
+        forced = run(cfg, NOW + timedelta(minutes=10), force=True)
+        assert server.hits("/feed.xml") == 2
+        assert server.requests[1].headers.get("if-none-match")
+        assert forced.inputs[0].note == "not modified since the last fetch"
+        assert forced.entries_new == forced.entries_updated == 0
+        assert {p: p.stat().st_mtime_ns for p in cfg.output_dir.rglob("*")} == before
+        row = input_row(cfg, "live")
+        assert row["status"] == "not modified" and row["http_status"] == 304
+        assert row["next_due_at"] == NOW + timedelta(minutes=40)
+
+
+def test_archive_post_and_feed_item_are_one_entry_with_two_sources(tmp_path: Path) -> None:
+    archive = tmp_path / "posts"
+    archive.mkdir()
+    (archive / "a.md").write_text(
+        "---\ntitle: 中国经济新闻\ndate: 2022-07-10 09:30:00\nauthor: 联合早报\n"
+        "from: https://www.zaobao.com.sg/news/china/story1?utm_source=x\ntags: [经济]\n---\n"
+        "<p>存档正文</p>\n",
+        encoding="utf-8",
+    )
+    feed_item = (
+        "<item><title>中国经济新闻</title><link>http://www.zaobao.com/news/china/story1</link>"
+        "<pubDate>Sun, 10 Jul 2022 01:30:00 GMT</pubDate><category>China</category>"
+        "<description>&lt;p&gt;实时正文&lt;/p&gt;</description></item>"
+    )
+    with hs.serve() as server:
+        url = server.route("/zb.xml", hs.static(rss(feed_item, title="早报实时")))
+        cfg = config_module.parse(
+            {
+                "database": "sqlite:///agg.db",
+                "output": "public",
+                "fetch": {"allow_private_networks": True},
+                "identity": {"host_aliases": {"zaobao.com.sg": "zaobao.com"}},
+                "inputs": [
+                    {"kind": "files", "path": "posts", "timezone": "Asia/Shanghai"},
+                    {"kind": "feed", "url": url, "name": "zb-live"},
+                ],
+            },
+            base_dir=tmp_path,
+        )
+        report = run(cfg)
+    assert report.entries_total == 1
+    everything = published(cfg)
+    assert len(everything.entries) == 1
+    entry = everything.entries[0]
+    assert {t.term for t in entry.tags} == {"经济", "China"}
+    feeds = json.loads((cfg.output_dir / ".aggregator-manifest.json").read_text())["feeds"]
+    source_feeds = sorted(k for k in feeds if k.startswith("source:"))
+    assert source_feeds == ["source:早报实时", "source:联合早报"]
+    for key in source_feeds:
+        path = cfg.output_dir / feeds[key]["files"]["atom"]
+        assert [e.id for e in feedparser.parse(path.read_bytes()).entries] == [entry.id]
+
+
+def test_unreachable_feed_fails_its_input_and_the_others_still_run(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        good = server.route("/good.xml", hs.static(rss(item(1))))
+        missing = server.url("/missing.xml")
+        cfg = make_config(
+            tmp_path, [{"url": missing, "name": "missing"}, {"url": good, "name": "good"}]
+        )
+        report = run(cfg)
+    assert [i.name for i in report.failed] == ["missing"]
+    assert report.failed[0].error == f"{missing}: HTTP 404"
+    assert report.inputs[1].new == 1
+    row = input_row(cfg, "missing")
+    assert row["error_count"] == 1 and row["next_due_at"] == NOW + timedelta(minutes=5)
+
+
+def test_a_broken_document_is_an_error_and_keeps_no_validators(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/page", hs.static(b"<html><body>not a feed</body></html>"))
+        cfg = make_config(tmp_path, [{"url": url, "name": "page"}])
+        report = run(cfg)
+        assert report.failed and "not an RSS, Atom or JSON feed" in (report.failed[0].error or "")
+        assert input_row(cfg, "page")["etag"] is None
+        run(cfg, NOW + timedelta(hours=1))
+        assert "if-none-match" not in server.requests[-1].headers
+
+
+def test_410_retires_the_input(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/gone.xml", hs.status(410))
+        cfg = make_config(tmp_path, [{"url": url, "name": "gone"}])
+        run(cfg)
+        later = run(cfg, NOW + timedelta(days=3), force=True)
+        assert server.hits("/gone.xml") == 1
+        assert later.inputs[0].note and later.inputs[0].note.startswith("retired")
+        assert input_row(cfg, "gone")["retired_at"] == NOW
+
+
+def test_429_retry_after_is_honoured(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/busy.xml", hs.status(429, {"Retry-After": "7200"}))
+        cfg = make_config(tmp_path, [{"url": url, "name": "busy"}])
+        run(cfg)
+        assert input_row(cfg, "busy")["next_due_at"] == NOW + timedelta(hours=2)
+        run(cfg, NOW + timedelta(hours=1))
+        assert server.hits("/busy.xml") == 1
+        run(cfg, NOW + timedelta(hours=2, seconds=1))
+        assert server.hits("/busy.xml") == 2
+
+
+def test_server_errors_back_off_exponentially_and_keep_retrying(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/err.xml", hs.status(500))
+        cfg = make_config(tmp_path, [{"url": url, "name": "err"}])
+        now = NOW
+        waits = []
+        for _ in range(12):
+            run(cfg, now)
+            due = input_row(cfg, "err")["next_due_at"]
+            waits.append(due - now)
+            now = due
+        assert server.hits("/err.xml") == 12
+    assert waits[:4] == [timedelta(minutes=m) for m in (5, 10, 20, 40)]
+    assert waits[-1] == timedelta(days=1)
+    assert input_row(cfg, "err")["error_count"] == 12
+
+
+def test_permanent_redirect_moves_the_url_only_once_it_persists(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        new = server.route("/new.xml", hs.static(rss(item(1))))
+        old = server.route("/old.xml", hs.redirect(301, new))
+        tmp = server.route("/tmp.xml", hs.redirect(302, new))
+        cfg = make_config(tmp_path, [{"url": old, "name": "old"}, {"url": tmp, "name": "tmp"}])
+        for hours in (0, 1, 2):  # three fetches, but within a day: not yet
+            run(cfg, NOW + timedelta(hours=hours), force=True)
+        assert input_row(cfg, "old")["url"] is None
+        run(cfg, NOW + timedelta(days=1, hours=1), force=True)
+        assert input_row(cfg, "old")["url"] == new
+        assert input_row(cfg, "tmp")["url"] is None
+        hits = server.hits("/old.xml")
+        run(cfg, NOW + timedelta(days=2), force=True)
+        assert server.hits("/old.xml") == hits  # fetched from the new URL now
+
+
+def test_guids_that_change_on_every_fetch_make_no_duplicates(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        cfg = make_config(tmp_path, [{"url": server.url("/f.xml"), "name": "f"}])
+        for n, guid in enumerate(("a-1", "b-2", "c-3")):
+            server.route("/f.xml", hs.static(rss(item(1, guid=guid), item(1, guid=guid))))
+            run(cfg, NOW + timedelta(hours=n), force=True)
+    assert [e.title for e in published(cfg).entries] == ["Story 1"]
+
+
+def test_items_that_leave_the_feed_are_kept(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        cfg = make_config(tmp_path, [{"url": server.url("/f.xml"), "name": "f"}])
+        server.route("/f.xml", hs.static(rss(item(1), item(2))))
+        run(cfg)
+        server.route("/f.xml", hs.static(rss(item(2), item(3))))
+        report = run(cfg, NOW + timedelta(hours=1), force=True)
+    assert report.inputs[0].new == 1 and report.inputs[0].unchanged == 1
+    assert sorted(e.title for e in published(cfg).entries) == ["Story 1", "Story 2", "Story 3"]
+
+
+def test_a_changed_item_moves_updated(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        cfg = make_config(tmp_path, [{"url": server.url("/f.xml"), "name": "f"}])
+        server.route("/f.xml", hs.static(rss(item(1))))
+        run(cfg)
+        server.route("/f.xml", hs.static(rss(item(1, body="Corrected body"))))
+        later = NOW + timedelta(hours=1)
+        report = run(cfg, later, force=True)
+    assert report.inputs[0].updated == 1 and report.entries_updated == 1
+    entry = published(cfg).entries[0]
+    assert entry.summary == "Corrected body"
+    assert entry.updated == later.isoformat()
+
+
+def test_a_10_mb_feed(tmp_path: Path) -> None:
+    body = "这是一段很长的正文。" * 170  # about 5 KB of UTF-8 per item
+    items = [item(n % 28 + 1, link=f"https://big.example/{n}", body=body) for n in range(2000)]
+    data = rss(*items)
+    assert len(data) > 10 * 1024 * 1024
+    with hs.serve() as server:
+        url = server.route("/big.xml", hs.static(data, gzipped=True))
+        cfg = make_config(tmp_path, [{"url": url, "name": "big"}])
+        report = run(cfg)
+    assert report.inputs[0].new == 2000 and report.entries_total == 2000
+    assert len(published(cfg).entries) == 50
+
+
+def test_the_fetch_guard_is_on_by_default(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/f.xml", hs.static(rss(item(1))))
+        cfg = config_module.parse(
+            {"inputs": [{"kind": "feed", "url": url, "name": "f"}], "database": "sqlite:///a.db"},
+            base_dir=tmp_path,
+        )
+        report = run(cfg)
+    assert server.requests == []
+    assert "not a public address" in (report.failed[0].error or "")
+
+
+@pytest.mark.parametrize("workers", [2])
+def test_many_feeds_are_read_in_worker_processes(tmp_path: Path, workers: int) -> None:
+    with hs.serve() as server:
+        feeds = [
+            {"url": server.route(f"/f{n}.xml", hs.static(rss(item(n + 1), title=f"S{n}"))),
+             "name": f"f{n}"}
+            for n in range(10)
+        ]  # fmt: skip
+        cfg = make_config(tmp_path, feeds)
+        report = sync(cfg, now=NOW, workers=workers)
+    assert report.entries_total == 10 and not report.failed
