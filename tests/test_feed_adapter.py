@@ -241,7 +241,8 @@ def test_malformed_feed_is_recovered_by_feedparser() -> None:
 
 def test_a_guid_repeated_in_one_document_is_one_version(parser: str) -> None:
     item = "<item><title>Same {n}</title><guid>dup</guid><description>v{n}</description></item>"
-    text = f"<rss version='2.0'><channel><title>D</title>{item.format(n=1)}{item.format(n=2)}</channel></rss>"
+    items = item.format(n=1) + item.format(n=2)
+    text = f"<rss version='2.0'><channel><title>D</title>{items}</channel></rss>"
     versions, _ = normalise_document(feed.parse_document(text.encode(), URL), settings())
     assert len(versions) == 1 and versions[0].title == "Same 1"
 
