@@ -188,6 +188,116 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo(f"{describe_url(config.database_url)}: schema at revision {revision}")
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.pass_context
+def inputs(ctx: click.Context, as_json: bool) -> None:
+    """List every configured input with its state: status, last attempt and success, errors,
+    next due time."""
+    from aggregator.report import input_listing, print_inputs
+    from aggregator.store import Store
+
+    config = load_config(ctx)
+    try:
+        with Store.open(config.database_url) as store:
+            rows = {r["name"]: r for r in store.input_rows()}
+    except AggregatorError as exc:
+        fail(exc)
+    listing = input_listing(config, rows)
+    if as_json:
+        click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
+    else:
+        print_inputs(listing)
+
+
+def _fetch_settings(config: Any) -> Any:
+    from aggregator.live import fetch_settings
+
+    return fetch_settings(config)
+
+
+@main.command()
+@click.argument("url")
+@click.pass_context
+def discover(ctx: click.Context, url: str) -> None:
+    """List the feeds at URL: the URL itself when it is a feed, else the feeds its page links
+    to. Changes nothing."""
+    from aggregator.discover import discover as find
+
+    config = load_config(ctx)
+    try:
+        found = find(url, _fetch_settings(config))
+    except AggregatorError as exc:
+        fail(exc)
+    if not found:
+        click.echo(f"error: {url}: no feed found there", err=True)
+        sys.exit(EXIT_FAILED)
+    for f in found:
+        click.echo(f"{f.url}\t{f.title or ''}\t{f.items} items")
+
+
+@main.command()
+@click.argument("url")
+@click.option("--name", help="Name of the new input (default: the feed's title).")
+@click.option("--source", help="Source (publisher) of its items (default: the feed's title).")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Tag for its items (repeatable).")
+@click.pass_context
+def add(
+    ctx: click.Context, url: str, name: str | None, source: str | None, tags: tuple[str, ...]
+) -> None:
+    """Add the feed at URL to the config (an HTML page: the feed it links to)."""
+    from aggregator.config import config_path
+    from aggregator.config_edit import add_inputs
+    from aggregator.discover import discover as find
+
+    config = load_config(ctx)
+    try:
+        found = find(url, _fetch_settings(config))
+        if not found:
+            click.echo(f"error: {url}: no feed found there", err=True)
+            sys.exit(EXIT_FAILED)
+        chosen = found[0]
+        spec = {
+            "url": chosen.url,
+            "name": name or chosen.title or chosen.url,
+            "source": source,
+            "tags": tags,
+        }
+        path = config_path(ctx.obj["config"])
+        added = add_inputs(path, [spec])
+    except AggregatorError as exc:
+        fail(exc)
+    if not added:
+        click.echo(f"{chosen.url} is already in {path}")
+        return
+    click.echo(f"added feed {added[0]!r}: {chosen.url} ({chosen.items} items) to {path}")
+    for other in found[1:]:
+        click.echo(f"also found: {other.url} ({other.title or 'untitled'})")
+
+
+@main.command("import-opml")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+def import_opml(ctx: click.Context, file: str) -> None:
+    """Add every feed of an OPML subscription list to the config (its folders become tags)."""
+    from aggregator.adapters.opml import read_opml
+    from aggregator.config import config_path
+    from aggregator.config_edit import add_inputs
+
+    load_config(ctx)  # the config must be valid before it is changed
+    try:
+        feeds = read_opml(file)
+        path = config_path(ctx.obj["config"])
+        added = add_inputs(path, feeds)
+    except AggregatorError as exc:
+        fail(exc)
+    skipped = len(feeds) - len(added)
+    click.echo(
+        f"imported {len(added)} feeds from {file} into {path}"
+        + (f" ({skipped} already there)" if skipped else "")
+    )
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Entry point for tests: run the CLI in-process and return its exit code."""
     try:

@@ -146,3 +146,52 @@ def print_feeds(listing: list[dict[str, Any]]) -> None:
         url = f["urls"].get("atom") or next(iter(f["urls"].values()))
         table.add_row(f["kind"], f["name"], str(f["entries"]), f["updated"], url)
     console.print(table)
+
+
+def input_listing(config: Config, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Configured inputs with their stored state (for `aggregator inputs`)."""
+    out: list[dict[str, Any]] = []
+    for inp in config.inputs:
+        row = rows.get(inp.display_name, {})
+        location = str(config.resolve(inp.path)) if inp.kind == "files" else inp.url
+        state = "disabled" if not inp.enabled else row.get("status") or "never run"
+        if row.get("retired_at"):
+            state = "retired (410 Gone)"
+        out.append(
+            {
+                "name": inp.display_name,
+                "kind": inp.kind,
+                "location": row.get("url") or location,
+                "status": state,
+                "last_attempt": _iso(row.get("last_attempt_at")),
+                "last_success": _iso(row.get("last_success_at")),
+                "error_count": row.get("error_count") or 0,
+                "last_error": row.get("last_error"),
+                "next_due": _iso(row.get("next_due_at")),
+            }
+        )
+    return out
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def print_inputs(listing: list[dict[str, Any]]) -> None:
+    columns = ("name", "kind", "status", "last_success", "error_count", "next_due", "location")
+    if not sys.stdout.isatty():
+        for i in listing:
+            print("\t".join(str(i[c] if i[c] is not None else "") for c in columns))
+            if i["last_error"]:
+                print(f"\tlast error: {i['last_error']}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table()
+    for col in (*columns, "last_error"):
+        table.add_column(col.replace("_", " "))
+    for i in listing:
+        table.add_row(*(str(i[c] or "") for c in (*columns, "last_error")))
+    console.print(table)

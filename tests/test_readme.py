@@ -28,7 +28,7 @@ def cli_commands() -> set[str]:
 
 
 def test_every_cli_command_is_documented_and_every_documented_command_exists() -> None:
-    documented = set(re.findall(r"^\| `aggregator ([a-z]+(?: [a-z]+)?)", README, re.M))
+    documented = set(re.findall(r"^\| `aggregator ([a-z-]+(?: [a-z-]+)?)", README, re.M))
     assert documented == cli_commands()
 
 

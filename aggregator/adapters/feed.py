@@ -126,7 +126,7 @@ def _parse_xml(text: str, url: str) -> FeedDocument:
         )
     feed = parsed.get("feed", {})
     entries = parsed.get("entries", [])
-    if not entries and not feed.get("title") and parsed.get("version", "") == "":
+    if not entries and parsed.get("version", "") == "":
         problem = parsed.get("bozo_exception")
         reason = " ".join(str(problem).split()) if problem else "no feed found"
         raise ParseError(f"not an RSS, Atom or JSON feed ({reason})")

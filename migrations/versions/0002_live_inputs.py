@@ -52,5 +52,12 @@ def downgrade() -> None:
     with op.batch_alter_table("versions") as batch:
         batch.drop_column("enclosures")
     with op.batch_alter_table("inputs") as batch:
-        for column in ("retired_at", "moved_count", "moved_since", "moved_to", "http_status", "url"):
+        for column in (
+            "retired_at",
+            "moved_count",
+            "moved_since",
+            "moved_to",
+            "http_status",
+            "url",
+        ):
             batch.drop_column(column)

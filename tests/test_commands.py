@@ -1,0 +1,127 @@
+"""The commands for live inputs, run as a user runs them, against real servers on 127.0.0.1:
+`inputs`, `discover`, `add`, `import-opml`, and `sync` with a failing feed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import http_server as hs
+import yaml
+from test_cli import run
+
+FEED = (
+    b"<?xml version='1.0'?><rss version='2.0'><channel><title>Radio Four</title>"
+    b"<link>https://radio.example/</link><item><title>Episode</title>"
+    b"<link>https://radio.example/e/1</link><description>Talk</description></item>"
+    b"</channel></rss>"
+)
+PAGE = (
+    b"<html><head><title>Radio</title>"
+    b"<link rel='alternate' type='application/rss+xml' href='/feed.xml' title='RSS'>"
+    b"</head><body>hello</body></html>"
+)
+CONFIG = """\
+# my feeds (this comment must survive `aggregator add`)
+database: sqlite:///store.db
+output: public
+fetch:
+  allow_private_networks: true  # the tests' servers are on 127.0.0.1
+inputs: []
+"""
+
+
+def setup(tmp_path: Path) -> Path:
+    (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
+    return tmp_path
+
+
+def configured(folder: Path) -> list[dict[str, object]]:
+    return yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))["inputs"]
+
+
+def test_discover_lists_the_feed_a_page_links_to(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    with hs.serve() as server:
+        feed_url = server.route("/feed.xml", hs.static(FEED))
+        page = server.route("/", hs.static(PAGE, "text/html; charset=utf-8"))
+        result = run("discover", page, cwd=folder)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"{feed_url}\tRadio Four\t1 items\n"
+        assert configured(folder) == []  # discover changes nothing
+
+
+def test_add_writes_the_feed_into_the_config_and_keeps_comments(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    with hs.serve() as server:
+        feed_url = server.route("/feed.xml", hs.static(FEED))
+        page = server.route("/", hs.static(PAGE, "text/html"))
+        result = run("add", page, "--tag", "audio", cwd=folder)
+        assert result.returncode == 0, result.stderr
+        assert "added feed 'Radio Four'" in result.stdout
+        again = run("add", feed_url, cwd=folder)
+        assert again.returncode == 0 and "already in" in again.stdout
+        text = (folder / "config.yaml").read_text(encoding="utf-8")
+        assert "# my feeds (this comment must survive" in text
+        assert "# the tests' servers are on 127.0.0.1" in text
+        assert configured(folder) == [
+            {"kind": "feed", "url": feed_url, "name": "Radio Four", "tags": ["audio"]}
+        ]
+        synced = run("sync", cwd=folder)
+        assert synced.returncode == 0, synced.stderr
+        listing = json.loads(run("inputs", "--json", cwd=folder).stdout)
+    assert listing[0]["name"] == "Radio Four" and listing[0]["status"] == "ok"
+    assert listing[0]["next_due"] and listing[0]["error_count"] == 0
+
+
+def test_add_a_page_without_feeds_fails_in_one_line(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    with hs.serve() as server:
+        page = server.route("/", hs.static(b"<html><body>no feeds</body></html>", "text/html"))
+        result = run("add", page, cwd=folder)
+    assert result.returncode == 1
+    assert result.stderr == f"error: {page}: no feed found there\n"
+    assert configured(folder) == []
+
+
+def test_import_opml_adds_every_feed_with_folders_as_tags(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    (folder / "subs.opml").write_text(
+        "<?xml version='1.0'?><opml version='2.0'><head><title>mine</title></head><body>"
+        "<outline text='新闻'>"
+        "<outline type='rss' text='早报' xmlUrl='https://www.zaobao.com/rss'/>"
+        "<outline type='rss' text='BBC' xmlUrl='https://bbc.example/rss'/>"
+        "</outline></body></opml>",
+        encoding="utf-8",
+    )
+    result = run("import-opml", "subs.opml", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("imported 2 feeds")
+    assert [(i["name"], i["tags"]) for i in configured(folder)] == [
+        ("早报", ["新闻"]),
+        ("BBC", ["新闻"]),
+    ]
+    again = run("import-opml", "subs.opml", cwd=folder)
+    assert "imported 0 feeds" in again.stdout and "(2 already there)" in again.stdout
+    (folder / "bad.opml").write_text("<html>nope</html>", encoding="utf-8")
+    bad = run("import-opml", "bad.opml", cwd=folder)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: bad.opml: not an OPML")
+    assert "Traceback" not in bad.stderr
+
+
+def test_sync_with_an_unreachable_feed_exits_1_and_names_it(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    with hs.serve() as server:
+        good = server.route("/feed.xml", hs.static(FEED))
+        bad = server.url("/nothing.xml")
+        inputs = [{"kind": "feed", "url": good, "name": "good"}]
+        inputs.append({"kind": "feed", "url": bad, "name": "bad"})
+        text = CONFIG.replace("inputs: []", "inputs: " + json.dumps(inputs))
+        (folder / "config.yaml").write_text(text, encoding="utf-8")
+        result = run("sync", cwd=folder)
+        listing = run("inputs", cwd=folder)
+    assert result.returncode == 1
+    assert f"error: input bad: {bad}: HTTP 404" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "good: 1 new" in result.stdout
+    assert "last error: HTTP 404" in listing.stdout
