@@ -162,9 +162,13 @@ def check(ctx: click.Context) -> None:
     click.echo(f"  site:     {config.site.title} <{config.site.base_url}>")
     for inp in config.inputs:
         state = "" if inp.enabled else " (disabled)"
-        where = config.resolve(inp.path)
-        exists = "" if where.is_dir() else "  [folder not found]"
-        click.echo(f"  input {inp.display_name}: {inp.kind} {where}{state}{exists}")
+        if inp.kind == "files":
+            where = config.resolve(inp.path)
+            exists = "" if where.is_dir() else "  [folder not found]"
+            click.echo(f"  input {inp.display_name}: {inp.kind} {where}{state}{exists}")
+        else:
+            every = f" every {inp.every}"
+            click.echo(f"  input {inp.display_name}: {inp.kind} {inp.url}{every}{state}")
 
 
 @main.group()
