@@ -1,0 +1,1000 @@
+#!/usr/bin/env python3
+"""Feed benchmark: `aggregator sync` on M loopback feeds, cold and warm, beside a plain loop.
+
+Usage (from the repository root, with the virtual environment's Python)::
+
+    .venv/bin/python bench/feeds.py                        # 500 feeds of 50 entries, 3 repeats
+    .venv/bin/python bench/feeds.py --feeds 50 --repeat 1  # quick run
+    .venv/bin/python bench/feeds.py --set concurrency=32 --set per_host=16   # fetch settings
+
+It:
+
+1. generates a corpus of ``--posts`` posts (25 000) with ``../shared/bench/make_corpus.py`` into
+   ``WORK/feeds-corpus``, or reuses it when the generator's arguments still match;
+2. starts ``../shared/bench/feed_server.py`` (loopback only) on a free port, serving ``--feeds``
+   RSS feeds of ``--entries`` full-content items each (about 230 KB a feed at 50 entries), cached
+   in ``WORK/feeds-cache-M-E``, and waits for it to print its port;
+3. for each of ``--repeat`` rounds, in a fresh folder ``WORK/feeds-run-*``:
+
+   * writes a config.yaml with one ``kind: feed`` input per URL (``fetch.allow_private_networks``
+     on, every other setting at its default unless ``--set`` changes it);
+   * cold: ``aggregator -v --config config.yaml sync --force`` on an empty database;
+   * warm: the same command again; every feed answers 304. The database is compared table by
+     table before and after (only the ``inputs`` table, the fetch state, may change) and so is
+     the output folder (no file may be written);
+   * the plain loop, in a separate process of this same Python: one ``httpx.Client``, for each
+     URL in order ``get`` then ``feedparser.parse(content)`` (cold), then a second pass sending
+     the ETag / Last-Modified of the first (warm, all 304). It also times feedparser-rs on the
+     same documents, after the timed passes, to show what the parser alone costs;
+
+4. prints a Markdown report with medians (min–max beside them), and stops the server.
+
+Figures:
+
+* wall: the whole command, process start to exit (imports, config of M inputs, opening the
+  store, fetch, parse, store, decide, publish, exit);
+* phases, from the timestamps of the ``-v`` log (millisecond resolution): *startup* (process
+  start to the moment the feed jobs are created), *feeds* (fetching, parsing, storing copies and
+  fetch state; it ends where deciding starts), *decide*, *publish*, *exit* (after publishing);
+* feeds/s (warm) = M / the warm *feeds* phase, and M / the whole command;
+* peak memory: the largest single process of the command (kernel high-water mark from
+  ``os.wait4``, which covers the parse workers it reaped) and the RSS summed over its process tree
+  (sampled every 50 ms; counts pages shared by forked workers more than once);
+* server CPU: user+system seconds the feed server used during the command (it shares the same
+  cores: on the 2-core machine it competes with the aggregator's parse workers).
+
+Each command's output is kept in ``WORK/feeds-logs``. Standard library only (the plain loop uses
+httpx and feedparser from the venv, as the aggregator does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
+DEFAULT_WORK = HERE / "work"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+MB = 1e6
+
+# Targets (500 feeds of 50 entries, the 2-core machine).
+TARGET_COLD_SPEEDUP = 3.0
+TARGET_WARM_FEEDS_PER_S = 1000.0
+
+
+def log(msg: str) -> None:
+    """Progress line on stderr (stdout carries only the report)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- running and measuring a command ------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    cmd: list[str]
+    start: float
+    """time.time() just before the process started (to place the -v log's timestamps)."""
+    wall: float
+    peak_largest: int
+    peak_tree: int
+    cpu: float
+    server_cpu: float
+    load: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class TreeSampler(threading.Thread):
+    """Peak RSS summed over `root` and its descendants, sampled from /proc."""
+
+    def __init__(self, root: int, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.peak_tree = self.peak_single = 0
+        self._stop_event = threading.Event()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def run(self) -> None:
+        while True:
+            self.sample()
+            if self._stop_event.wait(self.interval):
+                return
+
+    def sample(self) -> None:
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            children.setdefault(int(fields[1]), []).append(int(name))
+            rss[int(name)] = int(fields[21]) * PAGE
+        if self.root not in rss:
+            return
+        total, todo = 0, [self.root]
+        while todo:
+            pid = todo.pop()
+            total += rss.get(pid, 0)
+            self.peak_single = max(self.peak_single, rss.get(pid, 0))
+            todo.extend(children.get(pid, ()))
+        self.peak_tree = max(self.peak_tree, total)
+
+
+def cpu_of(pid: int | None) -> float:
+    """User + system CPU seconds of a live process so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def measure(
+    cmd: Sequence[str | Path],
+    *,
+    cwd: Path | None = None,
+    logs: Path,
+    label: str,
+    server_pid: int | None = None,
+    interval: float = 0.05,
+    check: bool = True,
+) -> Run:
+    """Run `cmd` alone, time it, track its memory and the server's CPU; keep its output."""
+    cmd = [str(c) for c in cmd]
+    load = os.getloadavg()[0]
+    server_before = cpu_of(server_pid)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.time()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        sampler = TreeSampler(proc.pid, interval)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        sampler.stop()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    server_cpu = cpu_of(server_pid) - server_before
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / f"{label}.log").write_text(
+        f"$ {shlex.join(cmd)}\n# cwd: {cwd or os.getcwd()}\n# exit {proc.returncode}, "
+        f"{wall:.3f} s, peak largest {usage.ru_maxrss * 1024} B / sampled tree "
+        f"{sampler.peak_tree} B, cpu {usage.ru_utime + usage.ru_stime:.2f} s, server cpu "
+        f"{server_cpu:.2f} s, load average before {load:.2f}\n"
+        f"--- stdout\n{stdout}--- stderr\n{stderr}",
+        encoding="utf-8",
+    )
+    if check and proc.returncode != 0:
+        tail = "\n".join(stderr.splitlines()[-40:]) or "(no stderr)"
+        raise SystemExit(
+            f"\nFAILED: {shlex.join(cmd)}\nexit status {proc.returncode} (full log: "
+            f"{logs / label}.log)\n--- last lines of stderr:\n{tail}"
+        )
+    return Run(
+        cmd=cmd,
+        start=start,
+        wall=wall,
+        peak_largest=max(usage.ru_maxrss * 1024, sampler.peak_single),
+        peak_tree=max(sampler.peak_tree, usage.ru_maxrss * 1024, sampler.peak_single),
+        cpu=usage.ru_utime + usage.ru_stime,
+        server_cpu=server_cpu,
+        load=load,
+        returncode=proc.returncode,
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+# --- the -v log ---------------------------------------------------------------------------------
+
+_STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
+_INPUT_LINE = re.compile(_STAMP + r" input (\S+): (.*) in ([\d.]+)s$")
+_DECIDED = re.compile(_STAMP + r" decided entries in ([\d.]+)s$")
+_PUBLISHED = re.compile(_STAMP + r" published (\d+) feeds \((\d+) files written\) in ([\d.]+)s$")
+
+
+def _when(stamp: str) -> float:
+    """A logging asctime (local time) as a Unix timestamp."""
+    return dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+@dataclass
+class Phases:
+    startup: float | None = None
+    feeds: float | None = None
+    decide: float | None = None
+    publish: float | None = None
+    exit: float | None = None
+    feed_lines: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def phases(run: Run) -> Phases:
+    """Phase times of one `aggregator -v sync` from its log lines (None when not found).
+
+    Every feed job is created at the same moment, just before fetching starts, and its log line
+    gives the seconds since then: the feeds phase starts at min(line time - seconds). Deciding
+    starts where the feeds phase (including the last store flush) ends.
+    """
+    ph = Phases()
+    starts: list[float] = []
+    decided = published = None
+    for line in run.stderr.splitlines():
+        if m := _INPUT_LINE.match(line):
+            starts.append(_when(m.group(1)) - float(m.group(4)))
+            status = m.group(3).split(",", 1)[0]
+            ph.statuses[status] = ph.statuses.get(status, 0) + 1
+            ph.feed_lines += 1
+        elif m := _DECIDED.match(line):
+            decided = (_when(m.group(1)), float(m.group(2)))
+        elif m := _PUBLISHED.match(line):
+            published = (_when(m.group(1)), float(m.group(4)))
+    if starts:
+        ph.startup = min(starts) - run.start
+    if decided:
+        ph.decide = decided[1]
+        if starts:
+            ph.feeds = decided[0] - decided[1] - min(starts)
+    if published:
+        ph.publish = published[1]
+        ph.exit = run.start + run.wall - published[0]
+    return ph
+
+
+# --- the store and the output folder ------------------------------------------------------------
+
+
+def db_path(run_dir: Path) -> Path:
+    return run_dir / "aggregator.db"
+
+
+def db_files_size(run_dir: Path) -> int:
+    return sum(p.stat().st_size for p in run_dir.glob("aggregator.db*") if p.is_file())
+
+
+def db_counts(run_dir: Path) -> dict[str, int]:
+    """Rows per table, and inputs with stored validators."""
+    con = sqlite3.connect(f"file:{db_path(run_dir)}?mode=ro", uri=True)
+    try:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+        counts["inputs with an ETag"] = con.execute(
+            "SELECT count(*) FROM inputs WHERE etag IS NOT NULL"
+        ).fetchone()[0]
+        return counts
+    finally:
+        con.close()
+
+
+@dataclass
+class DbImage:
+    digests: dict[str, tuple[int, str]]
+    """Per table other than `inputs`: (rows, sha1 of every row in scan order)."""
+    inputs: dict[int, dict[str, Any]]
+    """The inputs table, by id."""
+
+
+def db_image(run_dir: Path) -> DbImage:
+    con = sqlite3.connect(f"file:{db_path(run_dir)}?mode=ro", uri=True)
+    try:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        digests = {}
+        for t in tables:
+            if t == "inputs":
+                continue
+            h, n = hashlib.sha1(), 0
+            for row in con.execute(f'SELECT * FROM "{t}"'):
+                h.update(repr(row).encode())
+                n += 1
+            digests[t] = (n, h.hexdigest())
+        cur = con.execute("SELECT * FROM inputs")
+        names = [d[0] for d in cur.description]
+        inputs = {row[0]: dict(zip(names, row, strict=True)) for row in cur}
+        return DbImage(digests, inputs)
+    finally:
+        con.close()
+
+
+def db_changes(before: DbImage, after: DbImage) -> tuple[list[str], dict[str, int]]:
+    """Tables (other than inputs) whose rows changed, and per column of inputs, rows changed."""
+    tables = sorted(
+        t
+        for t in set(before.digests) | set(after.digests)
+        if before.digests.get(t) != after.digests.get(t)
+    )
+    columns: dict[str, int] = {}
+    for key in set(before.inputs) | set(after.inputs):
+        old, new = before.inputs.get(key, {}), after.inputs.get(key, {})
+        for col in set(old) | set(new):
+            if old.get(col) != new.get(col):
+                columns[col] = columns.get(col, 0) + 1
+    return tables, dict(sorted(columns.items()))
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
+    snap = {}
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            st = os.stat(path)
+            snap[os.path.relpath(path, folder)] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return snap
+
+
+def files_written(before: dict[str, tuple[int, int, int]], after: dict[str, Any]) -> int:
+    changed = sum(1 for p, sig in after.items() if before.get(p) != sig)
+    return changed + sum(1 for p in before if p not in after)
+
+
+# --- corpus and server --------------------------------------------------------------------------
+
+
+def ensure_corpus(args: argparse.Namespace) -> Path:
+    corpus = args.work / "feeds-corpus"
+    stamp = args.work / "feeds-corpus.args.json"
+    make = args.shared / "bench" / "make_corpus.py"
+    gen_args = ["--posts", str(args.posts), "--out", str(corpus)]
+    wanted = {"generator": str(make), "args": gen_args}
+    if (
+        corpus.is_dir()
+        and stamp.exists()
+        and json.loads(stamp.read_text(encoding="utf-8")) == wanted
+        and sum(1 for e in os.scandir(corpus) if e.is_file()) == args.posts
+    ):
+        log(f"reusing corpus {corpus}")
+        return corpus
+    log(f"generating corpus {corpus} ({args.posts} posts) ...")
+    stamp.unlink(missing_ok=True)
+    for cache in args.work.glob("feeds-cache-*"):  # generated from the old corpus
+        shutil.rmtree(cache)
+    args.work.mkdir(parents=True, exist_ok=True)
+    run = measure([sys.executable, make, *gen_args, "--clean"], logs=args.logs, label="make-corpus")
+    log(f"corpus generated in {run.wall:.1f} s")
+    stamp.write_text(json.dumps(wanted), encoding="utf-8")
+    return corpus
+
+
+class Server:
+    """feed_server.py as a child process; `port`, `urls` and `/stats` once it is up."""
+
+    def __init__(self, args: argparse.Namespace, corpus: Path) -> None:
+        self.cache = args.work / f"feeds-cache-{args.feeds}-{args.entries}"
+        self.urls_file = args.work / "feeds-urls.txt"
+        self.urls_file.unlink(missing_ok=True)
+        cmd = [
+            sys.executable,
+            str(args.shared / "bench" / "feed_server.py"),
+            "--corpus",
+            str(corpus),
+            "--feeds",
+            str(args.feeds),
+            "--entries",
+            str(args.entries),
+            "--cache",
+            str(self.cache),
+            "--urls-out",
+            str(self.urls_file),
+            "--max-seconds",
+            str(args.server_seconds),
+        ]
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self.port = 0
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:  # "generated ..." (first time), then "serving ... on URL"
+            line = raw.decode("utf-8", "replace").rstrip()
+            self.lines.append(line)
+            log(f"server: {line}")
+            if m := re.search(r"on http://127\.0\.0\.1:(\d+)/", line):
+                self.port = int(m.group(1))
+                break
+        if not self.port:
+            self.proc.wait()
+            raise SystemExit("feed_server.py stopped before serving:\n" + "\n".join(self.lines))
+        self.pump = threading.Thread(target=self._drain, daemon=True)
+        self.pump.start()
+        self.urls = self.urls_file.read_text(encoding="utf-8").split()
+        self.bytes = sum(p.stat().st_size for p in self.cache.glob("*.xml"))
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode("utf-8", "replace").rstrip())
+
+    def stats(self, reset: bool = False) -> dict[str, int]:
+        url = f"http://127.0.0.1:{self.port}/stats" + ("?reset=1" if reset else "")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.pump.join(5)
+        if self.lines:
+            log(f"server: {self.lines[-1]}")
+
+
+# --- the plain loop (runs in a child process: `feeds.py --plain-loop URLS`) ----------------------
+
+
+def plain_loop(urls_file: str) -> None:
+    """Sequential httpx + feedparser, cold then warm; prints one JSON object."""
+    t0 = time.perf_counter()
+    import feedparser
+    import httpx
+
+    imports = time.perf_counter() - t0
+    urls = Path(urls_file).read_text(encoding="utf-8").split()
+    out: dict[str, Any] = {"imports": imports, "feeds": len(urls)}
+    validators: list[tuple[str | None, str | None]] = []
+    bodies: list[bytes] = []
+    fetch_s = parse_s = 0.0
+    entries = unique = statuses_200 = 0
+    # trust_env off only so that no proxy from the environment is used: loopback only.
+    with httpx.Client(trust_env=False) as client:
+        t0 = time.perf_counter()
+        for url in urls:
+            a = time.perf_counter()
+            r = client.get(url)
+            b = time.perf_counter()
+            d = feedparser.parse(r.content)
+            parse_s += time.perf_counter() - b
+            fetch_s += b - a
+            statuses_200 += r.status_code == 200
+            validators.append((r.headers.get("etag"), r.headers.get("last-modified")))
+            bodies.append(r.content)
+            entries += len(d.entries)
+            unique += len({e.get("id") or e.get("link") for e in d.entries})
+        out["cold"] = time.perf_counter() - t0
+        out.update(cold_fetch=fetch_s, cold_parse=parse_s, cold_200=statuses_200)
+        out.update(entries=entries, unique_entries=unique, bytes=sum(map(len, bodies)))
+
+        statuses_304 = 0
+        t0 = time.perf_counter()
+        for url, (etag, modified) in zip(urls, validators, strict=True):
+            headers = {}
+            if etag:
+                headers["If-None-Match"] = etag
+            if modified:
+                headers["If-Modified-Since"] = modified
+            r = client.get(url, headers=headers)
+            statuses_304 += r.status_code == 304
+        out["warm"] = time.perf_counter() - t0
+        out["warm_304"] = statuses_304
+    try:  # what the parser alone costs with feedparser-rs (not part of the timed loops)
+        import feedparser_rs
+
+        t0 = time.perf_counter()
+        for body in bodies:
+            feedparser_rs.parse(body)
+        out["rs_parse"] = time.perf_counter() - t0
+    except ImportError:
+        out["rs_parse"] = None
+    print(json.dumps(out))
+
+
+# --- one round ----------------------------------------------------------------------------------
+
+
+def config_text(urls: Sequence[str], settings: dict[str, str]) -> str:
+    lines = [
+        "# Written by bench/feeds.py; paths are relative to this file's folder.",
+        "database: sqlite:///aggregator.db",
+        "output: public",
+        "fetch:",
+        "  allow_private_networks: true",
+        *(f"  {k}: {v}" for k, v in settings.items()),
+        "inputs:",
+    ]
+    for i, url in enumerate(urls):
+        lines += ["  - kind: feed", f"    url: {url}", f"    name: feed-{i}"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Round:
+    cold: Run
+    cold_phases: Phases
+    cold_server: dict[str, int]
+    cold_counts: dict[str, int]
+    warm: Run
+    warm_phases: Phases
+    warm_server: dict[str, int]
+    warm_tables: list[str]
+    warm_inputs_columns: dict[str, int]
+    warm_db_delta: int
+    warm_files: int
+    plain: Run
+    plain_figures: dict[str, Any]
+    plain_server: dict[str, int]
+
+
+def one_round(args: argparse.Namespace, server: Server, rep: int) -> Round:
+    tag = f"{rep + 1}/{args.repeat}"
+    run_dir = Path(tempfile.mkdtemp(prefix=f"feeds-run-{rep + 1}-", dir=args.work))
+    try:
+        config = run_dir / "config.yaml"
+        config.write_text(config_text(server.urls, args.settings), encoding="utf-8")
+        sync = [args.aggregator, "-v", "--config", config, "sync", "--force"]
+
+        server.stats(reset=True)
+        cold = measure(
+            sync, cwd=run_dir, logs=args.logs, label=f"cold-{rep + 1}", server_pid=server.proc.pid
+        )
+        cold_server = server.stats(reset=True)
+        cold_phases = phases(cold)
+        counts = db_counts(run_dir)
+        log(
+            f"{tag} cold sync {cold.wall:.2f} s (feeds {fmt(cold_phases.feeds)}, decide "
+            f"{fmt(cold_phases.decide)}, publish {fmt(cold_phases.publish)}), peak "
+            f"{cold.peak_largest / MB:.0f} MB largest / {cold.peak_tree / MB:.0f} MB tree; "
+            f"server {cold_server}; versions {counts.get('versions')}, entries "
+            f"{counts.get('entries')}"
+        )
+
+        before, image, size = (
+            snapshot(run_dir / "public"),
+            db_image(run_dir),
+            db_files_size(run_dir),
+        )
+        server.stats(reset=True)
+        warm = measure(
+            sync, cwd=run_dir, logs=args.logs, label=f"warm-{rep + 1}", server_pid=server.proc.pid
+        )
+        warm_server = server.stats(reset=True)
+        warm_phases = phases(warm)
+        tables, columns = db_changes(image, db_image(run_dir))
+        written = files_written(before, snapshot(run_dir / "public"))
+        delta = db_files_size(run_dir) - size
+        log(
+            f"{tag} warm sync {warm.wall:.2f} s (feeds {fmt(warm_phases.feeds)}), server "
+            f"{warm_server}; tables changed besides inputs: {tables or 'none'}; inputs columns "
+            f"changed: {columns}; {written} files written"
+        )
+    finally:
+        if args.keep:
+            log(f"{tag} kept {run_dir}")
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    plain = measure(
+        [sys.executable, Path(__file__).resolve(), "--plain-loop", server.urls_file],
+        logs=args.logs,
+        label=f"plain-{rep + 1}",
+        server_pid=server.proc.pid,
+    )
+    plain_server = server.stats(reset=True)
+    figures = json.loads(plain.stdout.strip().splitlines()[-1])
+    log(
+        f"{tag} plain loop: cold {figures['cold']:.2f} s (parse {figures['cold_parse']:.2f} s), "
+        f"warm {figures['warm']:.2f} s, process {plain.wall:.2f} s; server {plain_server}"
+    )
+    return Round(
+        cold,
+        cold_phases,
+        cold_server,
+        counts,
+        warm,
+        warm_phases,
+        warm_server,
+        tables,
+        columns,
+        delta,
+        written,
+        plain,
+        figures,
+        plain_server,
+    )
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f} s"
+
+
+def med(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def secs(values: Sequence[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "–"
+    if len(known) == 1:
+        return f"{known[0]:.2f} s"
+    return f"{med(known):.2f} s ({min(known):.2f}–{max(known):.2f})"
+
+
+def rate(n: int, values: Sequence[float | None]) -> str:
+    known = [n / v for v in values if v]
+    if not known:
+        return "–"
+    if len(known) == 1:
+        return f"{known[0]:,.0f}/s"
+    return f"{med(known):,.0f}/s ({min(known):,.0f}–{max(known):,.0f})"
+
+
+def verdict(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def report(args: argparse.Namespace, server: Server, rounds: list[Round]) -> str:
+    n = args.feeds
+    rows = [("measurement", "aggregator", "plain loop", "target", "met")]
+
+    def row(label: str, agg: str, plain: str = "", target: str = "", met: str = "") -> None:
+        rows.append((label, agg, plain, target, met))
+
+    def col(getter: Any) -> list[Any]:
+        return [getter(r) for r in rounds]
+
+    cold_wall = col(lambda r: r.cold.wall)
+    plain_cold = col(lambda r: r.plain_figures["cold"])
+    plain_proc = col(lambda r: r.plain.wall)
+    speedup = med(plain_cold) / med(cold_wall)
+    row(
+        "cold: whole command / loop",
+        secs(cold_wall),
+        secs(plain_cold) + f"; process {med(plain_proc):.2f} s",
+    )
+    row(
+        "cold: plain loop ÷ aggregator (whole command)",
+        f"{speedup:.2f}×",
+        "1×",
+        f"≥ {TARGET_COLD_SPEEDUP:g}×",
+        verdict(speedup >= TARGET_COLD_SPEEDUP),
+    )
+    cold_feeds = col(lambda r: r.cold_phases.feeds)
+    known = [v for v in cold_feeds if v]
+    row(
+        "cold: plain loop ÷ aggregator's feeds phase",
+        f"{med(plain_cold) / med(known):.2f}×" if known else "–",
+        "1×",
+    )
+    row(
+        "cold phases: startup / feeds / decide / publish / exit",
+        " / ".join(
+            fmt_med(col(lambda r, k=k: getattr(r.cold_phases, k)))
+            for k in ("startup", "feeds", "decide", "publish", "exit")
+        ),
+        f"fetch {med(col(lambda r: r.plain_figures['cold_fetch'])):.2f} s / feedparser "
+        f"{med(col(lambda r: r.plain_figures['cold_parse'])):.2f} s",
+    )
+    rs = [v for v in col(lambda r: r.plain_figures.get("rs_parse")) if v is not None]
+    if rs:
+        row("parsing alone with feedparser-rs (not timed above)", "", f"{med(rs):.2f} s")
+    counts = rounds[0].cold_counts
+    row(
+        "cold: stored (first run)",
+        f"{counts.get('versions', '?')} copies, {counts.get('entries', '?')} entries, "
+        f"{counts.get('inputs with an ETag', '?')} ETags",
+        f"{rounds[0].plain_figures['entries']} items parsed "
+        f"({rounds[0].plain_figures['unique_entries']} distinct ids per feed)",
+    )
+    row(
+        "cold: peak MB largest process / tree RSS",
+        f"{med(col(lambda r: r.cold.peak_largest)) / MB:.0f} / "
+        f"{med(col(lambda r: r.cold.peak_tree)) / MB:.0f}",
+        f"{med(col(lambda r: r.plain.peak_largest)) / MB:.0f} (cold + warm process)",
+    )
+    row(
+        "cold: CPU s (user+sys) / server CPU s",
+        f"{med(col(lambda r: r.cold.cpu)):.1f} / {med(col(lambda r: r.cold.server_cpu)):.1f}",
+        f"{med(col(lambda r: r.plain.cpu)):.1f} / {med(col(lambda r: r.plain.server_cpu)):.1f} "
+        "(cold + warm process)",
+    )
+    warm_wall = col(lambda r: r.warm.wall)
+    warm_feeds = col(lambda r: r.warm_phases.feeds)
+    plain_warm = col(lambda r: r.plain_figures["warm"])
+    row("warm (all 304): whole command / loop", secs(warm_wall), secs(plain_warm))
+    row(
+        "warm phases: startup / feeds / decide / publish / exit",
+        " / ".join(
+            fmt_med(col(lambda r, k=k: getattr(r.warm_phases, k)))
+            for k in ("startup", "feeds", "decide", "publish", "exit")
+        ),
+    )
+    known = [v for v in warm_feeds if v]
+    rate_med = n / med(known) if known else 0.0
+    row(
+        "warm feeds/s: feeds phase (fetch + state)",
+        rate(n, warm_feeds),
+        rate(n, plain_warm),
+        f"≥ {TARGET_WARM_FEEDS_PER_S:,.0f}/s",
+        verdict(rate_med >= TARGET_WARM_FEEDS_PER_S),
+    )
+    row("warm feeds/s: whole command", rate(n, warm_wall), rate(n, plain_proc) + " (process)")
+    row(
+        "warm: peak MB largest process / tree RSS",
+        f"{med(col(lambda r: r.warm.peak_largest)) / MB:.0f} / "
+        f"{med(col(lambda r: r.warm.peak_tree)) / MB:.0f}",
+    )
+    row(
+        "warm: CPU s (user+sys) / server CPU s",
+        f"{med(col(lambda r: r.warm.cpu)):.1f} / {med(col(lambda r: r.warm.server_cpu)):.1f}",
+    )
+    tables = sorted({t for r in rounds for t in r.warm_tables})
+    columns = sorted({c for r in rounds for c in r.warm_inputs_columns})
+    row(
+        "warm: database tables changed besides inputs",
+        ", ".join(tables) or "none",
+        target="none",
+        met=verdict(not tables),
+    )
+    row("warm: inputs columns changed", ", ".join(columns) or "none")
+    row(
+        "warm: database file size change / files written",
+        ", ".join(f"{r.warm_db_delta:+d} B" for r in rounds)
+        + f" / {max(r.warm_files for r in rounds)}",
+    )
+    row(
+        "server answers (cold / warm / plain loop)",
+        "; ".join(f"{r.cold_server['200']}×200 / {r.warm_server['304']}×304" for r in rounds[:1])
+        + (" (every run)" if all_same(rounds) else " (run 1; see logs)"),
+        f"{rounds[0].plain_server['200']}×200 + {rounds[0].plain_server['304']}×304",
+    )
+
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+        if i == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+    loads = [x.load for r in rounds for x in (r.cold, r.warm, r.plain)]
+    head = [
+        f"### {n} feeds × {args.entries} entries",
+        "",
+        f"Served by `feed_server.py` on 127.0.0.1: {n} feeds, {server.bytes / MB:.1f} MB "
+        f"({server.bytes / n / 1e3:.0f} KB a feed), from `{args.work / 'feeds-corpus'}` "
+        f"({args.posts} posts). Fetch settings: defaults"
+        + (", " + ", ".join(f"{k}={v}" for k, v in args.settings.items()) if args.settings else "")
+        + f". 1-minute load average before the measured commands: {min(loads):.2f}–"
+        f"{max(loads):.2f}.",
+        "",
+    ]
+    tail = ["", "aggregator's own summaries (run 1):", ""]
+    for label, run in (("cold", rounds[0].cold), ("warm", rounds[0].warm)):
+        keep = [ln for ln in run.stdout.splitlines() if ln.startswith(("entries:", "published:"))]
+        tail.append(f"- {label}: " + "; ".join(f"`{s}`" for s in keep))
+    notes = []
+    for i, r in enumerate(rounds, 1):
+        for label, run, ph in (("cold", r.cold, r.cold_phases), ("warm", r.warm, r.warm_phases)):
+            other = [
+                ln
+                for ln in run.stderr.splitlines()
+                if ln.strip() and not _INPUT_LINE.match(ln) and not _DECIDED.match(ln)
+                if not _PUBLISHED.match(ln)
+            ]
+            if other:
+                notes.append(
+                    f"{label} sync (run {i}) printed {len(other)} other line(s) on stderr; "
+                    f"first: `{other[0][:160]}`"
+                )
+            if ph.feed_lines != n:
+                notes.append(f"{label} sync (run {i}) logged {ph.feed_lines} feed lines, not {n}")
+            if len(ph.statuses) != 1:
+                notes.append(f"{label} sync (run {i}) feed statuses: {ph.statuses}")
+    if notes:
+        tail += ["", "Notes:", ""] + [f"- {note}" for note in notes]
+    return "\n".join(head + lines + tail)
+
+
+def fmt_med(values: Sequence[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    return f"{med(known):.2f}" if known else "?"
+
+
+def all_same(rounds: Sequence[Round]) -> bool:
+    first = rounds[0]
+    return all(
+        r.cold_server["200"] == first.cold_server["200"]
+        and r.warm_server["304"] == first.warm_server["304"]
+        for r in rounds
+    )
+
+
+def machine(args: argparse.Namespace) -> list[str]:
+    def out(cmd: Sequence[str | Path], cwd: Path | None = None) -> str:
+        try:
+            res = subprocess.run(
+                [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=30
+            )
+        except OSError:
+            return ""
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    cpu = mem = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            kb = next((int(ln.split()[1]) for ln in f if ln.startswith("MemTotal")), 0)
+            mem = f"{kb * 1024 / 1e9:.0f} GB RAM"
+    except OSError:
+        pass
+    commit = out(["git", "rev-parse", "--short", "HEAD"], cwd=REPO)
+    dirty = out(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO)
+    version = out([args.aggregator, "--version"]) or "?"
+    libs = out(
+        [
+            sys.executable,
+            "-c",
+            "import importlib.metadata as m; print(', '.join(p + ' ' + m.version(p) for p in "
+            "('httpx', 'feedparser', 'feedparser-rs')))",
+        ]
+    )
+    return [
+        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {len(os.sched_getaffinity(0))} cores (nproc), {cpu or 'unknown CPU'}, "
+        f"{mem}, Linux {platform.release()}",
+        f"- Python {platform.python_version()} ({sys.executable}); {libs}",
+        f"- {version}"
+        + (f", commit {commit}{' + uncommitted changes' if dirty else ''}" if commit else ""),
+    ]
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Benchmark `aggregator sync` on loopback feeds, cold and warm, beside a "
+        "plain httpx + feedparser loop.",
+        epilog="See the module docstring (top of bench/feeds.py) for what is measured.",
+    )
+    p.add_argument("--feeds", type=int, default=500, help="feeds served (default 500)")
+    p.add_argument("--entries", type=int, default=50, help="entries per feed (default 50)")
+    p.add_argument("--posts", type=int, default=25000, help="posts in the corpus (default 25000)")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="rounds (cold, warm, plain loop); default 3"
+    )
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a `fetch:` setting for the config, e.g. per_host=16 (repeatable)",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the run folders (database, output)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=DEFAULT_WORK,
+        help="folder for the corpus, the feed cache, runs and logs (default: bench/work)",
+    )
+    p.add_argument(
+        "--shared",
+        type=Path,
+        default=DEFAULT_SHARED,
+        help=f"the shared folder holding bench/feed_server.py (default: {DEFAULT_SHARED})",
+    )
+    p.add_argument(
+        "--aggregator",
+        type=Path,
+        default=Path(sys.executable).parent / "aggregator",
+        help="aggregator executable (default: the one beside this Python)",
+    )
+    p.add_argument(
+        "--server-seconds",
+        type=float,
+        default=7200,
+        help="the feed server stops by itself after this long (default 7200)",
+    )
+    p.add_argument("--plain-loop", metavar="URLS", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.plain_loop:
+        return args
+    if min(args.feeds, args.entries, args.posts, args.repeat) < 1:
+        p.error("--feeds, --entries, --posts and --repeat take positive numbers")
+    args.work = args.work.resolve()
+    args.logs = args.work / "feeds-logs"
+    args.shared = args.shared.resolve()
+    args.aggregator = args.aggregator.absolute()
+    if not (args.shared / "bench" / "feed_server.py").exists():
+        p.error(f"{args.shared}/bench/feed_server.py not found (use --shared)")
+    if not os.access(args.aggregator, os.X_OK):
+        p.error(f"aggregator executable {args.aggregator} not found (use --aggregator)")
+    settings = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[a-z_]+", key):
+            p.error(f"--set {item}: expected KEY=VALUE")
+        settings[key] = value
+    args.settings = settings
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.plain_loop:
+        plain_loop(args.plain_loop)
+        return
+    args.work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(args.logs, ignore_errors=True)
+    for old in args.work.glob("feeds-run-*"):  # left by an interrupted run
+        shutil.rmtree(old, ignore_errors=True)
+    corpus = ensure_corpus(args)
+
+    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else "python"
+    command = shlex.join([python, sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    server = Server(args, corpus)
+    try:
+        rounds = [one_round(args, server, rep) for rep in range(args.repeat)]
+    finally:
+        server.stop()
+    print("## Feed benchmark\n")
+    print(f"Produced by `{command}`\n")
+    print("\n".join(machine(args)))
+    print(
+        "\nMedians of "
+        + (f"{args.repeat} rounds" if args.repeat > 1 else "1 round")
+        + " (min–max beside them); each round runs a cold sync on an empty database, a warm "
+        "sync (every feed answers 304) and the plain loop, one after the other, against the same "
+        "server. aggregator runs with `-v` (phases come from its log). 1 MB = 10^6 bytes.\n",
+        flush=True,
+    )
+    print(report(args, server, rounds), flush=True)
+
+
+if __name__ == "__main__":
+    main()
