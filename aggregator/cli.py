@@ -166,9 +166,12 @@ def check(ctx: click.Context) -> None:
             where = config.resolve(inp.path)
             exists = "" if where.is_dir() else "  [folder not found]"
             click.echo(f"  input {inp.display_name}: {inp.kind} {where}{state}{exists}")
-        else:
+        elif inp.kind == "feed":
             every = f" every {inp.every}"
             click.echo(f"  input {inp.display_name}: {inp.kind} {inp.url}{every}{state}")
+        else:
+            where = f"up to {inp.per_run} original pages per sync"
+            click.echo(f"  input {inp.display_name}: {inp.kind}, {where}{state}")
 
 
 @main.group()

@@ -176,6 +176,33 @@ class FeedInput(_Model):
         return (parts.netloc + parts.path).rstrip("/") or self.url
 
 
+class OriginInput(_Model):
+    """The original article pages named by entries' links (`from:` in archived posts)."""
+
+    kind: Literal["origin"]
+    name: str = "origin"
+    per_run: Annotated[int, Field(ge=1, le=100_000)] = 50
+    """Pages fetched at most per run, newest entries first."""
+    every: Duration = timedelta(hours=1)
+    selectors: dict[str, str] = Field(default_factory=dict)
+    """CSS selector of the article body per host (`www.zaobao.com: "div.article-content"`);
+    other hosts use a generic extractor."""
+    min_chars: Annotated[int, Field(ge=0)] = 200
+    """An extraction with less text than this (or than 30% of the stored text) is too thin to
+    replace stored content."""
+    timezone: str | None = None
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return _zone_or_none(value)
+
+    @property
+    def display_name(self) -> str:
+        return self.name
+
+
 class Fetch(_Model):
     """How live inputs are fetched."""
 
@@ -196,7 +223,7 @@ class Fetch(_Model):
     moved_after_fetches: Annotated[int, Field(ge=1)] = 3
 
 
-Input = Annotated[FilesInput | FeedInput, Field(discriminator="kind")]
+Input = Annotated[FilesInput | FeedInput | OriginInput, Field(discriminator="kind")]
 
 
 class Config(_Model):
@@ -309,7 +336,7 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif isinstance(previous, int) and item in ("files", "feed"):
+        elif isinstance(previous, int) and item in ("files", "feed", "origin"):
             pass  # pydantic names the chosen `kind` branch; the user never wrote it
         else:
             parts.append(("." if parts else "") + str(item))
@@ -324,7 +351,7 @@ def _message(err: Any) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
-        return "`kind` must be one of: files, feed"
+        return "`kind` must be one of: files, feed, origin"
     msg = str(err["msg"])
     return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
 

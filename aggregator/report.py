@@ -153,7 +153,12 @@ def input_listing(config: Config, rows: dict[str, dict[str, Any]]) -> list[dict[
     out: list[dict[str, Any]] = []
     for inp in config.inputs:
         row = rows.get(inp.display_name, {})
-        location = str(config.resolve(inp.path)) if inp.kind == "files" else inp.url
+        if inp.kind == "files":
+            location = str(config.resolve(inp.path))
+        elif inp.kind == "feed":
+            location = inp.url
+        else:
+            location = "original pages of entries"
         state = "disabled" if not inp.enabled else row.get("status") or "never run"
         if row.get("retired_at"):
             state = "retired (410 Gone)"

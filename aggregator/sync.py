@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from aggregator.adapters import files as files_adapter
-from aggregator.config import Config, FeedInput, FilesInput
+from aggregator.config import Config, FeedInput, FilesInput, OriginInput
 from aggregator.decide import decide_entries
 from aggregator.errors import ParseError, SourceError
 from aggregator.normalise import PostSettings, render_body
@@ -330,6 +330,13 @@ def sync(
                 store, config, feeds, reporter, now, workers, force=force
             ):
                 done[result.name] = result
+        origins = [inp for inp in chosen if isinstance(inp, OriginInput)]
+        if origins:
+            from aggregator import origin  # lxml.html and readability load only when needed
+
+            decide_pending(store, now, report)  # the pages to check belong to decided entries
+            for inp in origins:
+                done[inp.display_name] = origin.run_origin_input(store, config, inp, reporter, now)
         report.inputs.extend(done[inp.display_name] for inp in chosen)
         started = time.perf_counter()
         decide_pending(store, now, report)

@@ -188,6 +188,28 @@ class EntryIntent:
     """Keys of the feeds this change touches (before and after), to republish."""
 
 
+class OriginTarget(NamedTuple):
+    """An entry whose original page is due for a check, with what readers see of it now."""
+
+    identity_key: str
+    url: str
+    published: datetime
+    updated: datetime
+    source_key: str
+    source_name: str
+    title: str
+    content: str | None
+    body_path: str | None
+    """The post file holding the winning copy's body, when the store does not hold it."""
+    winner_kind: str
+    """Kind of the input whose copy readers see (`files`, `feed`, `origin`)."""
+    etag: str | None
+    last_modified: str | None
+    error_count: int
+    removed_at: datetime | None
+    declared_updated: datetime | None
+
+
 @dataclass(frozen=True, slots=True)
 class FeedItem:
     """One entry as the publisher renders it."""

@@ -727,7 +727,8 @@ def report(args: argparse.Namespace, server: Server, rounds: list[Round]) -> str
         f"{counts.get('versions', '?')} copies, {counts.get('entries', '?')} entries, "
         f"{counts.get('inputs with an ETag', '?')} ETags",
         f"{rounds[0].plain_figures['entries']} items parsed "
-        f"({rounds[0].plain_figures['unique_entries']} distinct ids per feed)",
+        f"({rounds[0].plain_figures['unique_entries']} distinct GUIDs per feed; aggregator "
+        "keeps one copy per canonical URL)",
     )
     row(
         "cold: peak MB largest process / tree RSS",

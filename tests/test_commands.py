@@ -125,3 +125,17 @@ def test_sync_with_an_unreachable_feed_exits_1_and_names_it(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
     assert "good: 1 new" in result.stdout
     assert "last error: HTTP 404" in listing.stdout
+
+
+def test_check_shows_every_kind_of_input(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    inputs = [
+        {"kind": "feed", "url": "https://radio.example/feed.xml", "name": "radio", "every": "2h"},
+        {"kind": "origin", "per_run": 10, "enabled": False},
+    ]
+    text = CONFIG.replace("inputs: []", "inputs: " + json.dumps(inputs))
+    (folder / "config.yaml").write_text(text, encoding="utf-8")
+    result = run("check", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "input radio: feed https://radio.example/feed.xml every 2:00:00" in result.stdout
+    assert "input origin: origin, up to 10 original pages per sync (disabled)" in result.stdout

@@ -25,6 +25,8 @@ from aggregator.errors import ParseError
 from aggregator.types import FeedDocument, ItemDraft
 
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.I)
+# An HTML page's own declaration (`<meta charset>` or the http-equiv form), for origin pages.
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.I)
 _XML_DECL_TEXT = re.compile(r"^(\s*<\?xml[^>]*?encoding\s*=\s*[\"'])([A-Za-z0-9._:-]+)", re.I)
 # GB2312 and GBK documents often use characters only their superset has.
 _SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "big5": "big5hkscs"}
@@ -38,7 +40,7 @@ def decode_document(data: bytes, http_charset: str | None) -> tuple[str, str | N
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             return data.decode(encoding, errors="replace").lstrip("\ufeff"), None
-    declared = _XML_DECL.match(data[:400])
+    declared = _XML_DECL.match(data[:400]) or _META_CHARSET.search(data[:4096])
     candidates = [http_charset, declared.group(1).decode("ascii") if declared else None, "utf-8"]
     tried: list[str] = []
     for name in candidates:

@@ -42,12 +42,13 @@ from aggregator.store.models import (
     EntryTagRow,
     FeedStateRow,
     InputRow,
+    OriginPageRow,
     PendingRow,
     SourceRow,
     TagRow,
     VersionRow,
 )
-from aggregator.types import FeedItem
+from aggregator.types import FeedItem, OriginTarget
 
 versions_t = cast(Table, VersionRow.__table__)
 entries_t = cast(Table, EntryRow.__table__)
@@ -59,6 +60,7 @@ feed_state_t = cast(Table, FeedStateRow.__table__)
 counters_t = cast(Table, CounterRow.__table__)
 inputs_t = cast(Table, InputRow.__table__)
 pending_t = cast(Table, PendingRow.__table__)
+origin_pages_t = cast(Table, OriginPageRow.__table__)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -276,6 +278,43 @@ class Store:
                         retired_at=r.retired_at,
                     )
         return out
+
+    def origin_targets(self, now: datetime, limit: int) -> list[OriginTarget]:
+        """Entries with an original URL whose page is due for a check, newest first."""
+        ph = self.placeholder
+        sql = (
+            "SELECT e.identity_key, v.link, e.published, e.updated, e.source_key, "
+            "e.source_name, v.title, v.content, v.locator, i.kind, i.location, "
+            "o.etag, o.last_modified, o.error_count, o.removed_at, v.declared_updated "
+            "FROM entries e JOIN versions v ON v.id = e.version_id "
+            "JOIN inputs i ON i.id = v.input_id "
+            "LEFT JOIN origin_pages o ON o.url = v.link "
+            f"WHERE v.link IS NOT NULL AND (o.url IS NULL OR o.next_check_at <= {ph}) "
+            f"ORDER BY e.published DESC, e.entry_id LIMIT {ph}"
+        )
+        f = self.from_db_time
+        with self.reading() as conn:
+            rows = conn.exec_driver_sql(sql, (self.to_db_time(now), limit)).all()
+        return [
+            OriginTarget(
+                identity_key=r[0],
+                url=r[1],
+                published=cast(datetime, f(r[2])),
+                updated=cast(datetime, f(r[3])),
+                source_key=r[4],
+                source_name=r[5],
+                title=r[6],
+                content=r[7],
+                body_path=str(Path(r[10]) / r[8]) if r[9] == "files" else None,
+                winner_kind=r[9],
+                etag=r[11],
+                last_modified=r[12],
+                error_count=r[13] or 0,
+                removed_at=f(r[14]),
+                declared_updated=f(r[15]),
+            )
+            for r in rows
+        ]
 
     def input_rows(self) -> list[dict[str, Any]]:
         """Every stored input with its state, for `aggregator inputs`."""

@@ -116,6 +116,18 @@ class Batch:
                     inputs_t.update().where(inputs_t.c.id == input_id).values(**values)
                 )
 
+    def put_origin_pages(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert or update origin pages' fetch state (one dict of columns per page)."""
+        from aggregator.store import origin_pages_t
+
+        for row in rows:
+            values = {k: v for k, v in row.items() if k != "url"}
+            done = self.conn.execute(
+                origin_pages_t.update().where(origin_pages_t.c.url == row["url"]).values(**values)
+            )
+            if not done.rowcount:
+                self.conn.execute(origin_pages_t.insert().values({"error_count": 0, **row}))
+
     def delete_versions(self, version_ids: Sequence[int]) -> None:
         for chunk in _chunks(list(version_ids)):
             self._run(f"DELETE FROM versions WHERE id IN ({self._in(len(chunk))})", chunk)

@@ -1,0 +1,278 @@
+"""Running the `origin` input: re-reading the original article pages entries link to.
+
+For the newest entries whose page is due (a bounded number per run, one request at a time per
+host), the page is fetched with conditional GET and read (adapters/page.py). Then:
+
+- the page says what readers already see (same text, by `same_text`): its copy is kept as
+  provenance and ranks below the others, so nothing readers see changes;
+- the page really differs: its copy becomes a new revision that wins, and the entry's
+  `updated` moves (to the page's own modification time when that is newer, else now);
+- the extraction is thin (less text than `min_chars`, or than 30% of what is stored) or failed:
+  nothing is replaced, and a warning says so;
+- 404/410: the entry is kept and marked "removed at origin": a category on the entry, whose
+  `updated` moves to the day it was noticed;
+- unreachable or any other status: a per-page warning and a later retry, never a failed run.
+
+Pages are re-checked less often as their entries age: after a tenth of the entry's age, at
+least an hour and at most 30 days.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+import zoneinfo
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aggregator import due, fetch
+from aggregator.config import Config, OriginInput
+from aggregator.errors import ParseError
+from aggregator.live import fetch_settings
+from aggregator.normalise import dates, html, identity, text, urls
+from aggregator.store import Store
+from aggregator.sync import BodyLoader, InputReport, Reporter
+from aggregator.types import FeedItem, OriginTarget, Skipped, Version
+
+log = logging.getLogger("aggregator")
+
+REMOVED_TAG = ("removed at origin", "removed at origin")
+SIMILAR = 0.9  # share of shingles in common above which two texts say the same
+_WORDLESS = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def recheck_after(published: datetime, now: datetime) -> timedelta:
+    """How long until an entry's page is checked again: older entries, less often."""
+    age = max(now - published, timedelta(0))
+    return min(timedelta(days=30), max(timedelta(hours=1), age / 10))
+
+
+def _shingles(value: str, size: int = 5) -> set[str]:
+    flat = _WORDLESS.sub("", unicodedata.normalize("NFKC", value).casefold())
+    if len(flat) <= size:
+        return {flat} if flat else set()
+    return {flat[i : i + size] for i in range(len(flat) - size + 1)}
+
+
+def same_text(a: str, b: str) -> bool:
+    """Whether two plain texts say the same, ignoring spacing, punctuation and case, and small
+    differences (a caption, a credit line): Jaccard similarity of 5-character shingles.
+
+    Written here because the comparison must work for Chinese (no spaces between words) and
+    cost little; no small library does that.
+    """
+    sa, sb = _shingles(a), _shingles(b)
+    if not sa or not sb:
+        return sa == sb
+    return len(sa & sb) / len(sa | sb) >= SIMILAR
+
+
+def _plain(fragment: str) -> str:
+    return html.summarise(fragment, 10**9) if fragment else ""
+
+
+def _stored_text(target: OriginTarget, bodies: BodyLoader) -> str:
+    if target.content is not None:
+        return _plain(target.content)
+    if target.body_path is None:
+        return ""
+    item = FeedItem(
+        entry_id="",
+        title=target.title,
+        link=target.url,
+        published=target.published,
+        updated=target.updated,
+        author=None,
+        source_name=target.source_name,
+        categories=(),
+        summary=None,
+        content=None,
+        image=None,
+        language=None,
+        body_path=target.body_path,
+    )
+    return _plain(bodies(item).content or "")
+
+
+def _version(
+    target: OriginTarget,
+    *,
+    locator: str,
+    title: str,
+    content: str | None,
+    published: datetime | None,
+    declared: datetime | None,
+    author: str | None = None,
+    image: str | None = None,
+    summary: str | None = None,
+    tags: tuple[tuple[str, str], ...] = (),
+    mtime_ns: int = -1,
+) -> Version:
+    body_hash = identity.body_hash(title, target.url, content or "", image, author, summary)
+    return Version(
+        locator=locator,
+        signature=body_hash,
+        identity_key=target.identity_key,
+        title=title,
+        link=target.url,
+        published=published,
+        declared_updated=declared,
+        author=author,
+        source_key=target.source_key,
+        source_name=target.source_name,
+        tags=tags,
+        image=image,
+        language=None,
+        content=content,
+        summary=summary,
+        body_hash=body_hash,
+        mtime_ns=mtime_ns,
+    )
+
+
+def run_origin_input(
+    store: Store,
+    config: Config,
+    inp: OriginInput,
+    reporter: Reporter,
+    now: datetime,
+) -> InputReport:
+    result = InputReport(inp.display_name, inp.kind, "original pages")
+    input_id = store.ensure_inputs([(inp.display_name, inp.kind, "from: URLs")], now)[
+        inp.display_name
+    ]
+    targets = store.origin_targets(now, inp.per_run)
+    if not targets:
+        result.note = "no original page is due"
+        store.record_run(input_id, now=now, ok=True)
+        return result
+    reporter.input_started(inp.display_name, len(targets))
+    settings = replace(fetch_settings(config), per_host=1)
+    requests = [fetch.Request(t.url, t.etag, t.last_modified, key=t) for t in targets]
+    known = store.known_signatures(input_id)
+    bodies = BodyLoader(config.feeds.summary_length)
+    tz = zoneinfo.ZoneInfo(inp.timezone) if inp.timezone else UTC
+    versions: list[Version] = []
+    gone_locators: list[str] = []
+    pages: list[dict[str, Any]] = []
+    for fetched in fetch.fetch_all(requests, settings):
+        target: OriginTarget = fetched.request.key
+        page: dict[str, Any] = {
+            "url": target.url,
+            "identity_key": target.identity_key,
+            "checked_at": now,
+            "http_status": fetched.status or None,
+            "next_check_at": now + recheck_after(target.published, now),
+            "error_count": 0,
+            "last_error": None,
+        }
+        reporter.advance(1)
+        if fetched.status in (404, 410):
+            if target.removed_at is None:
+                page["removed_at"] = now
+                versions.append(
+                    _version(
+                        target,
+                        locator="removed:" + target.url,
+                        title=target.title,
+                        content=None,
+                        published=None,
+                        declared=None,
+                        tags=(REMOVED_TAG,),
+                    )
+                )
+                result.updated += 1
+                reporter.warning(target.url, f"removed at origin (HTTP {fetched.status})")
+            else:
+                result.unchanged += 1
+            pages.append(page)
+            continue
+        if not (fetched.ok or fetched.not_modified):
+            problem = fetched.error or f"HTTP {fetched.status}"
+            errors = target.error_count + 1
+            page.update(
+                error_count=errors,
+                last_error=problem,
+                next_check_at=now + due.backoff(errors, timedelta(days=7)),
+            )
+            reporter.warning(target.url, f"original page not read: {problem}")
+            result.skipped.append(Skipped(target.url, problem))
+            pages.append(page)
+            continue
+        if target.removed_at is not None:  # the page is back
+            page["removed_at"] = None
+            gone_locators.append("removed:" + target.url)
+        if fetched.not_modified:
+            result.unchanged += 1
+            pages.append(page)
+            continue
+        page.update(etag=fetched.etag, last_modified=fetched.last_modified)
+        pages.append(page)
+        try:
+            draft = _read(fetched, inp)
+        except ParseError as exc:
+            reporter.warning(target.url, f"original page not read: {exc}")
+            result.skipped.append(Skipped(target.url, str(exc)))
+            continue
+        content = html.sanitise(draft.content or "", target.url)
+        new_text = _plain(content)
+        for heading in (draft.title, target.title):  # a heading repeating the title
+            if heading and new_text.startswith(heading):
+                new_text = new_text[len(heading) :].lstrip()
+        stored_text = _stored_text(target, bodies)
+        if len(new_text) < max(inp.min_chars, 0.3 * len(stored_text)):
+            reason = f"extraction too thin ({len(new_text)} characters); stored content kept"
+            reporter.warning(target.url, reason)
+            result.skipped.append(Skipped(target.url, reason))
+            continue
+        title = text.clean_line(_plain(draft.title or "")) or target.title
+        image = urls.absolute_url(draft.image, target.url) if draft.image else None
+        author = text.clean_line(draft.author) if draft.author else None
+        summary = html.summarise(content, config.feeds.summary_length)
+        if same_text(new_text, stored_text):
+            if target.winner_kind == "origin" or target.url in known:
+                result.unchanged += 1
+                continue
+            # provenance: ranks below every copy with a date, so readers see no change
+            version = _version(
+                target, locator=target.url, title=title, content=content, published=None,
+                declared=None, author=author, image=image, summary=summary,
+            )  # fmt: skip
+            result.new += 1
+        else:
+            modified = _date(draft.modified, tz)
+            declared = modified if modified and modified > target.updated else now
+            version = _version(
+                target, locator=target.url, title=title, content=content,
+                published=target.published, declared=declared, author=author, image=image,
+                summary=summary, mtime_ns=0,
+            )  # fmt: skip
+            result.updated += 1
+            reporter.warning(target.url, "the original page changed: stored as a new revision")
+        if known.get(version.locator) != version.signature:
+            versions.append(version)
+    old = store.known_files(input_id, gone_locators) if gone_locators else {}
+    with store.transaction() as tx:
+        tx.put_versions(input_id, versions, now)
+        tx.delete_versions([vid for vid, _ in old.values()])
+        tx.mark_pending({v.identity_key for v in versions} | {k for _, k in old.values()})
+        tx.put_origin_pages(pages)
+    store.record_run(input_id, now=now, ok=True)
+    return result
+
+
+def _read(fetched: fetch.Fetched, inp: OriginInput) -> Any:
+    from aggregator.adapters.page import read_page
+
+    return read_page(fetched.content, fetched.url, fetched.charset, inp.selectors)
+
+
+def _date(raw: str | None, tz: Any) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return dates.parse_date(raw, tz)
+    except ValueError:
+        return None

@@ -1,0 +1,196 @@
+"""The `origin` input: archived posts' `from:` pages on a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import http_server as hs
+import pytest
+
+from aggregator import config as config_module
+from aggregator.config import Config
+from aggregator.origin import recheck_after, same_text
+from aggregator.sync import SyncReport, sync
+
+NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+ARCHIVED = "".join(
+    f"新加坡联合早报报道，中国经济在第{n}季度保持稳定增长，消费和出口在{n + 3}个省份有所回升。"
+    for n in range(1, 9)
+)
+
+
+def page(body: str, *, modified: str | None = None, title: str = "经济新闻") -> bytes:
+    ld: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "NewsArticle",
+        "headline": title,
+        "datePublished": "2022-07-10T09:30:00+08:00",
+    }
+    if modified:
+        ld["dateModified"] = modified
+    return (
+        "<html><head><meta charset='utf-8'><title>站点 | 经济新闻</title>"
+        f"<script type='application/ld+json'>{json.dumps(ld, ensure_ascii=False)}</script>"
+        "<meta property='og:image' content='/img/lead.jpg'></head><body>"
+        "<nav>首页 国际 中国 财经</nav>"
+        f"<div class='story'><h1>{title}</h1><p>{body}</p></div>"
+        "<footer>版权所有</footer></body></html>"
+    ).encode()
+
+
+def write_post(folder: Path, name: str, url: str, day: int = 10) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(
+        f"---\ntitle: 经济新闻 {name}\ndate: 2022-07-{day:02d} 09:30:00\nauthor: 联合早报\n"
+        f"from: {url}\n---\n<p>{ARCHIVED}</p>\n",
+        encoding="utf-8",
+    )
+
+
+def make_config(tmp_path: Path, **origin: Any) -> Config:
+    return config_module.parse(
+        {
+            "database": "sqlite:///agg.db",
+            "output": "public",
+            "fetch": {"allow_private_networks": True, "timeout": "5s"},
+            "inputs": [
+                {"kind": "files", "path": "posts", "timezone": "Asia/Shanghai"},
+                {"kind": "origin", **origin},
+            ],
+        },
+        base_dir=tmp_path,
+    )
+
+
+def run(cfg: Config, now: datetime = NOW) -> SyncReport:
+    return sync(cfg, now=now, workers=1)
+
+
+def entries(cfg: Config) -> list[Any]:
+    return list(feedparser.parse((cfg.output_dir / "all.atom").read_bytes()).entries)
+
+
+def test_a_page_that_says_the_same_changes_nothing(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/news/1", hs.static(page(ARCHIVED), "text/html"))
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        report = run(cfg)
+        assert report.inputs[1].new == 1  # the page is kept as a provenance copy
+        (entry,) = entries(cfg)
+        assert entry.title == "经济新闻 a.md"  # the archived copy still supplies it
+        assert entry.updated == entry.published
+        again = run(cfg, NOW + timedelta(days=31))
+        assert server.requests[-1].headers.get("if-none-match")
+        assert again.inputs[1].unchanged == 1 and again.entries_updated == 0
+
+
+def test_a_page_that_really_changed_is_a_new_revision(tmp_path: Path) -> None:
+    changed = "更正：" + "中国经济第二季度增长放缓，出口下降，消费疲软，专家建议加大刺激力度。" * 6
+    with hs.serve() as server:
+        url = server.route(
+            "/news/1", hs.static(page(changed, modified="2026-11-20T10:00:00+08:00"))
+        )
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        report = run(cfg)
+    assert report.inputs[1].updated == 1 and report.entries_updated == 1
+    (entry,) = entries(cfg)
+    assert "更正" in entry.content[0].value and "版权所有" not in entry.content[0].value
+    assert entry.updated == "2026-11-20T02:00:00+00:00"  # the page's own modification time
+    assert entry.published == "2022-07-10T01:30:00+00:00"
+
+
+def test_a_thin_extraction_never_replaces_stored_content(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/news/1", hs.static(page("登录后阅读全文。"), "text/html"))
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        report = run(cfg)
+    assert report.inputs[1].skipped[0].reason.startswith("extraction too thin")
+    assert not report.failed
+    (entry,) = entries(cfg)
+    assert ARCHIVED[:20] in entry.content[0].value
+
+
+def test_a_page_gone_at_origin_marks_the_entry_and_keeps_it(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/news/1", hs.static(page(ARCHIVED), "text/html"))
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        run(cfg)
+        server.route("/news/1", hs.status(404))
+        later = NOW + timedelta(days=31)
+        report = run(cfg, later)
+        assert report.entries_updated == 1 and not report.failed
+        (entry,) = entries(cfg)
+        assert [t.term for t in entry.tags] == ["removed at origin"]
+        assert entry.updated == later.isoformat()
+        assert ARCHIVED[:20] in entry.content[0].value
+        server.route("/news/1", hs.static(page(ARCHIVED), "text/html"))
+        run(cfg, later + timedelta(days=31))
+        (entry,) = entries(cfg)
+        assert not entry.get("tags")  # back at origin: the mark is gone
+
+
+def test_unreachable_pages_are_warnings_not_failures(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/news/1", hs.status(500))
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        report = run(cfg)
+    assert not report.failed
+    assert report.inputs[1].skipped[0].reason == "HTTP 500"
+    assert len(entries(cfg)) == 1
+
+
+def test_newest_entries_first_and_a_bounded_number_per_run(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        for day in (1, 2, 3):
+            url = server.route(f"/news/{day}", hs.static(page(ARCHIVED), "text/html"))
+            write_post(tmp_path / "posts", f"{day}.md", url, day=day)
+        cfg = make_config(tmp_path, per_run=2)
+        run(cfg)
+        assert sorted(r.path for r in server.requests) == ["/news/2", "/news/3"]
+        run(cfg, NOW + timedelta(minutes=1))
+        assert server.hits("/news/1") == 1
+
+
+def test_per_host_selector_picks_the_body(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        body = page("正文之外的内容。" * 40).replace(
+            b"<footer>",
+            b"<div class='real'>" + ("选择器选中的正文。" * 40).encode() + b"</div><footer>",
+        )
+        url = server.route("/news/1", hs.static(body, "text/html"))
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path, selectors={"127.0.0.1": "div.real"})
+        run(cfg)
+    (entry,) = entries(cfg)
+    assert "选择器选中的正文" in entry.content[0].value
+    assert "正文之外的内容" not in entry.content[0].value
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (ARCHIVED, ARCHIVED.replace("，", " ").replace("。", "！"), True),
+        (ARCHIVED, ARCHIVED + "图片：路透社", True),
+        (ARCHIVED, ARCHIVED.replace("增长", "下跌").replace("回升", "回落"), False),
+        ("The economy grew.", "the ECONOMY grew", True),
+        ("", "", True),
+        ("", "text", False),
+    ],
+)
+def test_same_text(a: str, b: str, same: bool) -> None:
+    assert same_text(a, b) is same
+
+
+def test_older_entries_are_rechecked_less_often() -> None:
+    assert recheck_after(NOW - timedelta(hours=2), NOW) == timedelta(hours=1)
+    assert recheck_after(NOW - timedelta(days=10), NOW) == timedelta(days=1)
+    assert recheck_after(NOW - timedelta(days=3650), NOW) == timedelta(days=30)
