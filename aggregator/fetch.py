@@ -279,6 +279,16 @@ class _Decoder:
         return b"".join(self.parts)
 
 
+async def _drain(response: httpx.Response, limit: int = 256 * 1024) -> None:
+    """Read and drop a body we do not use (a 304's, an error page's), so the connection goes
+    back to the pool for the next request instead of being closed; a long one is cut off."""
+    seen = 0
+    async for chunk in response.aiter_raw():
+        seen += len(chunk)
+        if seen > limit:
+            break
+
+
 def _charset(content_type: str | None) -> str | None:
     if not content_type:
         return None
@@ -346,6 +356,7 @@ async def _fetch_once(
         async with hop_limit, http.stream("GET", url, headers=headers) as response:
             status = response.status_code
             if status in REDIRECTS and "location" in response.headers:
+                await _drain(response)
                 target = urljoin(url, response.headers["location"])
                 redirects.append((status, target))
                 if len(redirects) > settings.max_redirects:
@@ -360,6 +371,8 @@ async def _fetch_once(
                 async for chunk in response.aiter_raw():
                     decoder.feed(chunk)
                 body = decoder.finish()
+            else:
+                await _drain(response)
             content_type = response.headers.get("content-type")
             return Fetched(
                 request=request,

@@ -150,6 +150,32 @@ def test_ensure_input_is_idempotent(store: Store) -> None:
     assert store.ensure_input("mirror", "files", "/srv/mirror", NOW) == other
 
 
+def test_fetch_state_of_live_inputs_round_trips(store: Store) -> None:
+    ids = store.ensure_inputs(
+        [("a", "feed", "https://a.example/feed"), ("b", "feed", "https://b.example/feed")], NOW
+    )
+    later = NOW + timedelta(minutes=30)
+    with store.transaction() as tx:
+        tx.update_inputs(
+            [
+                (ids["a"], {"status": "not modified", "http_status": 304, "next_due_at": later}),
+                (ids["b"], {"status": "not modified", "http_status": 304, "next_due_at": LATER}),
+                (ids["a"], {"etag": '"x"', "moved_to": "https://a2.example/feed"}),
+            ]
+        )
+    states = store.fetch_states(list(ids.values()))
+    a, b = states[ids["a"]], states[ids["b"]]
+    assert (a.etag, a.moved_to, a.next_due_at) == ('"x"', "https://a2.example/feed", later)
+    assert b.next_due_at == LATER and b.etag is None
+    assert not a.due(NOW) and a.due(later)
+    # a changed location starts afresh
+    assert store.ensure_inputs([("a", "feed", "https://new.example/feed")], LATER) == {
+        "a": ids["a"]
+    }
+    fresh = store.fetch_states([ids["a"]])[ids["a"]]
+    assert (fresh.location, fresh.etag, fresh.moved_to) == ("https://new.example/feed", None, None)
+
+
 # ---- copies (versions) --------------------------------------------------------------------
 
 

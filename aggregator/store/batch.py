@@ -108,13 +108,23 @@ class Batch:
 
     def update_inputs(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Write inputs' fetch state (see `due.after_fetch`)."""
+        from sqlalchemy import bindparam
+
         from aggregator.store import inputs_t
 
+        # Inputs changing the same columns (every 304, say) are written in one executemany.
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for input_id, values in changes:
             if values:
-                self.conn.execute(
-                    inputs_t.update().where(inputs_t.c.id == input_id).values(**values)
-                )
+                row = {f"v_{k}": v for k, v in values.items()}
+                groups[tuple(sorted(values))].append({"input_pk": input_id, **row})
+        for columns, rows in groups.items():
+            statement = (
+                inputs_t.update()
+                .where(inputs_t.c.id == bindparam("input_pk"))
+                .values({c: bindparam(f"v_{c}") for c in columns})
+            )
+            self.conn.execute(statement, rows)
 
     def put_origin_pages(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert or update origin pages' fetch state (one dict of columns per page)."""
