@@ -29,6 +29,7 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/archive.py
+	$(BIN)/python bench/feeds.py
 
 clean:
 	rm -rf $(VENV) public aggregator.db aggregator.db-wal aggregator.db-shm
