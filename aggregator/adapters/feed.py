@@ -92,8 +92,7 @@ def _fast_parse(data: bytes) -> Any | None:
     options (bench/RESULTS.md), with the same result shape, but stops at the first XML error
     where feedparser recovers more; it says so (`bozo`), and then feedparser reads the document
     instead. A document with a DOCTYPE always goes to feedparser, which drops it: entity
-    definitions only ever reach the
-    parser that is known to ignore them.
+    definitions only ever reach the parser that is known to ignore them.
     """
     if _DOCTYPE.search(data, 0, 8192):
         return None
