@@ -79,6 +79,14 @@ class Identity(_Model):
     """Hosts that serve the same articles: `zaobao.com.sg: zaobao.com`."""
 
 
+def _check_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
 class FilesInput(_Model):
     kind: Literal["files"]
     path: str
@@ -97,11 +105,7 @@ class FilesInput(_Model):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return _check_zone(value)
 
     @property
     def display_name(self) -> str:
@@ -129,16 +133,6 @@ def parse_duration(value: Any) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
-def _zone_or_none(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}") from None
-    return value
-
-
 class FeedInput(_Model):
     kind: Literal["feed"]
     url: str
@@ -158,7 +152,7 @@ class FeedInput(_Model):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
-        return _zone_or_none(value)
+        return None if value is None else _check_zone(value)
 
     @field_validator("url")
     @classmethod
@@ -196,7 +190,7 @@ class OriginInput(_Model):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
-        return _zone_or_none(value)
+        return None if value is None else _check_zone(value)
 
     @property
     def display_name(self) -> str:

@@ -16,15 +16,17 @@ from aggregator import fetch
 from aggregator.adapters import feed as feed_adapter
 from aggregator.errors import ParseError, SourceError
 
-FEED_TYPES = {
-    "application/rss+xml": "rss",
-    "application/atom+xml": "atom",
-    "application/feed+json": "json",
-    "application/json": "json",
-    "application/rdf+xml": "rss",
-    "text/xml": "rss",
-    "application/xml": "rss",
-}
+FEED_TYPES = frozenset(
+    {
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/feed+json",
+        "application/json",
+        "application/rdf+xml",
+        "text/xml",
+        "application/xml",
+    }
+)
 COMMON_PATHS = ("/feed", "/rss", "/feed.xml", "/rss.xml", "/atom.xml", "/index.xml", "/feed.json")
 
 

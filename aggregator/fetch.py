@@ -26,7 +26,6 @@ import contextlib
 import email.utils
 import ipaddress
 import socket
-import time
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -94,7 +93,6 @@ class Fetched:
     """Each redirect followed: (status, target URL)."""
     error: str | None = None
     """Why the fetch failed, in one line; None on any HTTP response."""
-    elapsed: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -396,20 +394,13 @@ async def fetch(
 ) -> Fetched:
     """Fetch one URL within the deadline; never raises for a network or HTTP failure."""
     limiter = limiter or _Limiter(settings)
-    started = time.perf_counter()
     try:
         # Waiting for a free slot is not part of the deadline; the fetch itself is.
         async with limiter.host(request.url), limiter.total:
             async with asyncio.timeout(settings.deadline):
-                result = await _fetch_once(http, request, settings, limiter)
+                return await _fetch_once(http, request, settings, limiter)
     except (FetchError, TimeoutError, httpx.HTTPError, OSError) as exc:
-        result = Fetched(request=request, status=0, url=request.url, error=_describe(exc, settings))
-    return _with_elapsed(result, time.perf_counter() - started)
-
-
-def _with_elapsed(result: Fetched, elapsed: float) -> Fetched:
-    object.__setattr__(result, "elapsed", elapsed)
-    return result
+        return Fetched(request=request, status=0, url=request.url, error=_describe(exc, settings))
 
 
 async def fetch_many(

@@ -18,6 +18,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin
 
@@ -71,15 +72,7 @@ def parse_document(data: bytes, url: str, http_charset: str | None = None) -> Fe
     text, warning = decode_document(data, http_charset)
     head = text.lstrip()[:1]
     doc = _parse_json(text, url) if head in ("{", "[") else _parse_xml(text, url)
-    if warning:
-        return FeedDocument(
-            title=doc.title,
-            link=doc.link,
-            language=doc.language,
-            items=doc.items,
-            warnings=(warning, *doc.warnings),
-        )
-    return doc
+    return replace(doc, warnings=(warning, *doc.warnings)) if warning else doc
 
 
 # ---- RSS and Atom (feedparser) ------------------------------------------------------------

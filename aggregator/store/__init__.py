@@ -180,29 +180,7 @@ class Store:
 
     def ensure_input(self, name: str, kind: str, location: str, now: datetime) -> int:
         """The id of the input called `name`, created (or its location updated) as needed."""
-        with self.transaction() as tx:
-            row = tx.conn.execute(
-                select(inputs_t.c.id, inputs_t.c.kind, inputs_t.c.location).where(
-                    inputs_t.c.name == name
-                )
-            ).first()
-            if row is None:
-                return int(
-                    tx.conn.execute(
-                        inputs_t.insert()
-                        .values(
-                            name=name, kind=kind, location=location, created_at=now, error_count=0
-                        )
-                        .returning(inputs_t.c.id)
-                    ).scalar_one()
-                )
-            if (row.kind, row.location) != (kind, location):
-                tx.conn.execute(
-                    update(inputs_t)
-                    .where(inputs_t.c.id == row.id)
-                    .values(kind=kind, location=location)
-                )
-            return int(row.id)
+        return self.ensure_inputs([(name, kind, location)], now)[name]
 
     def ensure_inputs(self, specs: Sequence[tuple[str, str, str]], now: datetime) -> dict[str, int]:
         """Ids of the inputs (name, kind, location), created as needed, in one transaction.
