@@ -63,6 +63,9 @@ class Feeds(_Model):
     formats: tuple[FeedFormat, ...] = ("atom", "rss", "json")
     summary_length: Annotated[int, Field(ge=0, le=10_000)] = 280
     """Characters of plain text in each entry's summary."""
+    archive_page: Annotated[int, Field(ge=0, le=10_000)] = 100
+    """Entries per archive page (RFC 5005): every feed links back through pages that hold its
+    whole history, each page fixed once full. 0 publishes no archive pages."""
 
     @field_validator("formats")
     @classmethod
@@ -100,6 +103,8 @@ class FilesInput(_Model):
     timezone: str = "UTC"
     """Zone for dates written without one (`2022-07-10 09:30:00`)."""
     language: str | None = None
+    every: Duration = timedelta(minutes=5)
+    """How often `aggregator serve` looks for new and changed posts."""
     enabled: bool = True
 
     @field_validator("timezone")
@@ -217,6 +222,38 @@ class Fetch(_Model):
     moved_after_fetches: Annotated[int, Field(ge=1)] = 3
 
 
+class Serve(_Model):
+    """How `aggregator serve` listens and keeps the feeds fresh."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    publish_delay: Duration = timedelta(seconds=2)
+    """Wait after a refresh that changed something before publishing, so that refreshes close
+    together publish once."""
+    check_every: Duration = timedelta(seconds=30)
+    """How often the store is checked for changes made by other processes (other daemons, an
+    `aggregator sync`), which are then published here too."""
+    lease: Duration = timedelta(minutes=5)
+    """How long a daemon's claim on an input lasts without renewal; a daemon that dies frees its
+    inputs after this."""
+    max_age: Duration = timedelta(minutes=5)
+    """`Cache-Control: max-age` of served feeds."""
+    jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    """Random spread of each refresh, as a fraction of the input's `every`."""
+
+
+class WebSub(_Model):
+    hub: str | None = None
+    """A WebSub hub (https://…): feeds link to it and it is told when they change."""
+
+    @field_validator("hub")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+
 Input = Annotated[FilesInput | FeedInput | OriginInput, Field(discriminator="kind")]
 
 
@@ -229,6 +266,8 @@ class Config(_Model):
     feeds: Feeds = Field(default_factory=Feeds)
     identity: Identity = Field(default_factory=Identity)
     fetch: Fetch = Field(default_factory=Fetch)
+    serve: Serve = Field(default_factory=Serve)
+    websub: WebSub = Field(default_factory=WebSub)
     inputs: tuple[Input, ...] = ()
 
     base_dir: Path = Field(default=Path("."), exclude=True)

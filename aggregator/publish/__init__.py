@@ -59,6 +59,7 @@ def config_fingerprint(config: Config) -> str:
         "version": __version__,
         "site": config.site.model_dump(),
         "feeds": config.feeds.model_dump(mode="json"),
+        "websub": config.websub.model_dump(mode="json"),
     }
     blob = json.dumps(settings, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
