@@ -35,6 +35,7 @@ from aggregator.sync import InputReport, Reporter
 from aggregator.types import Skipped, Version
 
 log = logging.getLogger("aggregator")
+timing = logging.getLogger("aggregator.timing")  # how long each stage took (`-v`)
 
 PARALLEL_MIN = 8  # documents to read before worker processes pay for themselves
 WRITE_BATCH = 2000  # items per store transaction
@@ -269,11 +270,12 @@ def _finish(
         reporter.warning(url, f"moved permanently to {changes['url']}; now fetched from there")
     writer.add(job.input_id, versions, changes)
     reporter.advance(1)
-    log.info(
+    result.seconds = time.perf_counter() - job.started
+    timing.info(
         "input %s: %s, %d new, %d updated in %.2fs",
         job.inp.display_name,
         due.status_text(outcome) if error is None else error,
         result.new,
         result.updated,
-        time.perf_counter() - job.started,
+        result.seconds,
     )

@@ -33,7 +33,7 @@ from aggregator.errors import ParseError
 from aggregator.live import fetch_settings
 from aggregator.normalise import dates, html, identity, text, urls
 from aggregator.store import Store
-from aggregator.sync import BodyLoader, InputReport, Reporter
+from aggregator.sync import ORIGIN_LOCATION, BodyLoader, InputReport, Reporter
 from aggregator.types import FeedItem, OriginTarget, Skipped, Version
 
 log = logging.getLogger("aggregator")
@@ -140,13 +140,11 @@ def run_origin_input(
     now: datetime,
 ) -> InputReport:
     result = InputReport(inp.display_name, inp.kind, "original pages")
-    input_id = store.ensure_inputs([(inp.display_name, inp.kind, "from: URLs")], now)[
-        inp.display_name
-    ]
+    input_id = store.ensure_input(inp.display_name, inp.kind, ORIGIN_LOCATION, now)
     targets = store.origin_targets(now, inp.per_run)
     if not targets:
         result.note = "no original page is due"
-        store.record_run(input_id, now=now, ok=True)
+        store.record_run(input_id, now=now, ok=True, next_due=now + inp.every)
         return result
     reporter.input_started(inp.display_name, len(targets))
     settings = replace(fetch_settings(config), per_host=1)
@@ -259,7 +257,7 @@ def run_origin_input(
         tx.delete_versions([vid for vid, _ in old.values()])
         tx.mark_pending({v.identity_key for v in versions} | {k for _, k in old.values()})
         tx.put_origin_pages(pages)
-    store.record_run(input_id, now=now, ok=True)
+    store.record_run(input_id, now=now, ok=True, next_due=now + inp.every)
     return result
 
 

@@ -22,8 +22,10 @@ from typing import Protocol
 
 from aggregator.adapters import files as files_adapter
 from aggregator.config import Config, FeedInput, FilesInput, OriginInput
+from aggregator.config import Input as InputConfig
 from aggregator.decide import decide_entries
 from aggregator.errors import ParseError, SourceError
+from aggregator.leases import Leases, owner_name
 from aggregator.normalise import PostSettings, render_body
 from aggregator.normalise.urls import UrlRules
 from aggregator.parsing import parsed
@@ -32,9 +34,11 @@ from aggregator.store import Store
 from aggregator.types import EntryIntent, FeedItem, FileStat, Skipped, Version
 
 log = logging.getLogger("aggregator")
+timing = logging.getLogger("aggregator.timing")  # how long each stage took (`-v`)
 
 BATCH = 2000  # posts per store transaction (their bodies are held in memory until written)
 DECIDE_BATCH = 10_000  # entries decided per transaction
+ORIGIN_LOCATION = "from: URLs"  # the origin input reads the links of stored entries
 
 
 class Reporter(Protocol):
@@ -83,6 +87,8 @@ class InputReport:
     """Set when the input as a whole failed (folder missing, feed unreachable…)."""
     note: str | None = None
     """Why an input did not run this time (not due yet, retired)."""
+    seconds: float | None = None
+    """How long it took."""
 
 
 @dataclass
@@ -229,7 +235,9 @@ def run_files_input(
             found = files_adapter.scan(root, unlisted)
         except SourceError as exc:
             result.error = str(exc)
-            store.record_run(input_id, now=now, ok=False, error=result.error)
+            store.record_run(
+                input_id, now=now, ok=False, error=result.error, next_due=now + inp.every
+            )
             return result
         signatures = stored.result()
     changed = [f for f in found if signatures.get(f.locator) != f.signature]
@@ -278,16 +286,91 @@ def run_files_input(
             store, input_id, (), [vid for _, vid, _ in part], {key for *_, key in part}, now
         )
     result.removed = len(gone)
-    store.record_run(input_id, now=now, ok=True)
-    log.info(
+    result.seconds = time.perf_counter() - started
+    store.record_run(input_id, now=now, ok=True, next_due=now + inp.every)
+    timing.info(
         "input %s: %d files, %d read, %d removed in %.2fs",
         inp.display_name,
         len(found),
         len(changed),
         len(gone),
-        time.perf_counter() - started,
+        result.seconds,
     )
     return result
+
+
+def input_spec(config: Config, inp: InputConfig) -> tuple[str, str, str]:
+    """(name, kind, location) of an input, as the store keeps it."""
+    if isinstance(inp, FilesInput):
+        location = str(config.resolve(inp.path))
+    elif isinstance(inp, FeedInput):
+        location = inp.url
+    else:
+        location = ORIGIN_LOCATION
+    return inp.display_name, inp.kind, location
+
+
+def run_inputs(
+    store: Store,
+    config: Config,
+    chosen: Sequence[InputConfig],
+    report: SyncReport,
+    reporter: Reporter,
+    now: datetime,
+    workers: int,
+    *,
+    force: bool = False,
+    due_only: bool = False,
+) -> dict[str, InputReport]:
+    """Run these inputs and decide their entries (the caller holds their leases).
+
+    Live feeds are fetched when due (all with `force`); with `due_only`, folders and origin
+    pages too wait for their `every` (the daemon), else they always run (`aggregator sync`).
+    """
+    done: dict[str, InputReport] = {}
+    if due_only and not force:
+        ids = store.ensure_inputs([input_spec(config, inp) for inp in chosen], now)
+        states = store.fetch_states(list(ids.values()))
+        waiting = [
+            inp
+            for inp in chosen
+            if not isinstance(inp, FeedInput) and not states[ids[inp.display_name]].due(now)
+        ]
+        for waits in waiting:
+            next_due = states[ids[waits.display_name]].next_due_at
+            name, kind, location = input_spec(config, waits)
+            done[name] = InputReport(
+                name, kind, location, note=f"not due until {next_due:%Y-%m-%d %H:%M} UTC"
+            )
+        chosen = [inp for inp in chosen if inp.display_name not in done]
+    for inp in chosen:
+        if isinstance(inp, FilesInput):
+            done[inp.display_name] = run_files_input(
+                store, config, inp, report, reporter, now, workers
+            )
+    feeds = [inp for inp in chosen if isinstance(inp, FeedInput)]
+    if feeds:
+        from aggregator import live  # httpx and feedparser load only when needed
+
+        for result in live.run_feed_inputs(
+            store, config, feeds, reporter, now, workers, force=force
+        ):
+            done[result.name] = result
+    origins = [inp for inp in chosen if isinstance(inp, OriginInput)]
+    if origins:
+        from aggregator import origin  # lxml.html and readability load only when needed
+
+        decide_pending(store, now, report)  # the pages to check belong to decided entries
+        for inp in origins:
+            started = time.perf_counter()
+            done[inp.display_name] = result = origin.run_origin_input(
+                store, config, inp, reporter, now
+            )
+            result.seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    decide_pending(store, now, report)
+    timing.info("decided entries in %.2fs", time.perf_counter() - started)
+    return done
 
 
 def sync(
@@ -302,9 +385,9 @@ def sync(
 ) -> SyncReport:
     """Run the enabled inputs (or those named in `only`), then publish.
 
-    Live inputs are fetched when they are due (all of them with `force`). Raises StoreError
-    when the database cannot be used; a failing input is recorded in the report and the others
-    still run.
+    Live inputs are fetched when they are due (all of them with `force`). An input another
+    process is running now (a daemon) is left to it. Raises StoreError when the database cannot
+    be used; a failing input is recorded in the report and the others still run.
     """
     reporter = reporter or QuietReporter()
     now = now or datetime.now(UTC)
@@ -316,31 +399,34 @@ def sync(
         chosen = [
             inp for inp in config.inputs if inp.enabled and (not only or inp.display_name in only)
         ]
-        done: dict[str, InputReport] = {}
-        for inp in chosen:
-            if isinstance(inp, FilesInput):
-                done[inp.display_name] = run_files_input(
-                    store, config, inp, report, reporter, now, workers
-                )
-        feeds = [inp for inp in chosen if isinstance(inp, FeedInput)]
-        if feeds:
-            from aggregator import live  # httpx and feedparser load only when needed
-
-            for result in live.run_feed_inputs(
-                store, config, feeds, reporter, now, workers, force=force
-            ):
-                done[result.name] = result
-        origins = [inp for inp in chosen if isinstance(inp, OriginInput)]
-        if origins:
-            from aggregator import origin  # lxml.html and readability load only when needed
-
-            decide_pending(store, now, report)  # the pages to check belong to decided entries
-            for inp in origins:
-                done[inp.display_name] = origin.run_origin_input(store, config, inp, reporter, now)
+        ids = store.ensure_inputs([input_spec(config, inp) for inp in chosen], now)
+        leases = Leases(store, owner_name("sync"), config.serve.lease)
+        try:
+            mine = leases.claim(ids.values())
+            holders = leases.holders(set(ids.values()) - mine)
+            busy = {}
+            for inp in chosen:
+                input_id = ids[inp.display_name]
+                if input_id not in mine:
+                    name, kind, location = input_spec(config, inp)
+                    holder = holders.get(input_id, "another process")
+                    busy[name] = InputReport(
+                        name, kind, location, note=f"being refreshed by {holder}"
+                    )
+            done = run_inputs(
+                store,
+                config,
+                [inp for inp in chosen if inp.display_name not in busy],
+                report,
+                reporter,
+                now,
+                workers,
+                force=force,
+            )
+        finally:
+            leases.close()
+        done.update(busy)
         report.inputs.extend(done[inp.display_name] for inp in chosen)
-        started = time.perf_counter()
-        decide_pending(store, now, report)
-        log.info("decided entries in %.2fs", time.perf_counter() - started)
         started = time.perf_counter()
         report.published = publish(
             store,
@@ -349,7 +435,7 @@ def sync(
             workers=workers,
             bodies=BodyLoader(config.feeds.summary_length),
         )
-        log.info(
+        timing.info(
             "published %d feeds (%d files written) in %.2fs",
             report.published.rendered,
             len(report.published.written),

@@ -301,16 +301,96 @@ class Store:
         return [dict(r) for r in rows]
 
     def record_run(
-        self, input_id: int, *, now: datetime, ok: bool, error: str | None = None
+        self,
+        input_id: int,
+        *,
+        now: datetime,
+        ok: bool,
+        error: str | None = None,
+        next_due: datetime | None = None,
     ) -> None:
         """Remember the outcome of running an input (its state lives here, not in memory)."""
-        values: dict[str, Any] = {"last_attempt_at": now, "status": "ok" if ok else "error"}
+        values: dict[str, Any] = {
+            "last_attempt_at": now,
+            "status": "ok" if ok else "error",
+            "next_due_at": next_due,
+        }
         if ok:
             values.update(last_success_at=now, error_count=0, last_error=None)
         else:
             values.update(error_count=inputs_t.c.error_count + 1, last_error=error)
         with self.transaction() as tx:
             tx.conn.execute(update(inputs_t).where(inputs_t.c.id == input_id).values(**values))
+
+    # ---- leases: which process runs an input now -----------------------------------------
+
+    def claim(
+        self,
+        input_ids: Sequence[int],
+        owner: str,
+        now: datetime,
+        until: datetime,
+        *,
+        stale_owner: str | None = None,
+    ) -> set[int]:
+        """Claim these inputs for `owner` until `until`; returns the ids now held by `owner`.
+
+        An input is free when nobody holds it, its holder's lease ran out (a process that died
+        frees its inputs this way) or its holder is `stale_owner`. Each claim is one conditional
+        UPDATE, which both SQLite and PostgreSQL apply atomically: of two processes claiming one
+        input, exactly one wins.
+        """
+        i = inputs_t
+        free = (i.c.lease_owner.is_(None)) | (i.c.lease_until < now) | (i.c.lease_owner == owner)
+        if stale_owner is not None:
+            free = free | (i.c.lease_owner == stale_owner)
+        held: set[int] = set()
+        with self.transaction() as tx:
+            for input_id in input_ids:
+                claimed = tx.conn.execute(
+                    update(i)
+                    .where(i.c.id == input_id, free)
+                    .values(lease_owner=owner, lease_until=until)
+                )
+                if claimed.rowcount == 1:
+                    held.add(input_id)
+        return held
+
+    def renew(self, input_ids: Sequence[int], owner: str, until: datetime) -> None:
+        """Extend the leases `owner` still holds on these inputs."""
+        i = inputs_t
+        with self.transaction() as tx:
+            for chunk in _chunks(list(input_ids)):
+                tx.conn.execute(
+                    update(i)
+                    .where(i.c.id.in_(chunk), i.c.lease_owner == owner)
+                    .values(lease_until=until)
+                )
+
+    def release(self, input_ids: Sequence[int], owner: str) -> None:
+        """Give up `owner`'s leases on these inputs."""
+        i = inputs_t
+        with self.transaction() as tx:
+            for chunk in _chunks(list(input_ids)):
+                tx.conn.execute(
+                    update(i)
+                    .where(i.c.id.in_(chunk), i.c.lease_owner == owner)
+                    .values(lease_owner=None, lease_until=None)
+                )
+
+    def lease_holders(self, input_ids: Sequence[int], now: datetime) -> dict[int, str]:
+        """id -> owner of those inputs someone holds a live lease on."""
+        i = inputs_t
+        out: dict[int, str] = {}
+        with self.reading() as conn:
+            for chunk in _chunks(list(input_ids)):
+                for r in conn.execute(
+                    select(i.c.id, i.c.lease_owner).where(
+                        i.c.id.in_(chunk), i.c.lease_owner.is_not(None), i.c.lease_until >= now
+                    )
+                ):
+                    out[r.id] = r.lease_owner
+        return out
 
     def known_signatures(self, input_id: int) -> dict[str, str]:
         """locator -> signature of every stored copy of an input (to find what changed)."""
