@@ -57,6 +57,7 @@ def main(ctx: click.Context, config_path: str, verbose: bool) -> None:
     as Atom, RSS and JSON feeds per source, per tag and for everything."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config_path
+    ctx.obj["verbose"] = verbose
     if verbose:
         import logging
 
@@ -107,6 +108,38 @@ def sync(ctx: click.Context, only: tuple[str, ...], workers: int | None, force: 
         sys.exit(EXIT_INTERRUPTED)
     print_summary(report, config, reporter)
     sys.exit(EXIT_FAILED if report.failed else EXIT_OK)
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default: serve.host).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port (default: serve.port)."
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per event, as text or as JSON objects.",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, log_format: str) -> None:
+    """Run as a daemon: refresh every input on its schedule and serve the feeds over HTTP.
+
+    Stops cleanly on SIGTERM or Ctrl-C (the work under way finishes first)."""
+    from aggregator import daemon
+
+    config = load_config(ctx)
+    daemon.setup_logging(log_format, verbose=ctx.obj.get("verbose", False))
+    try:
+        code = daemon.serve(
+            config,
+            host if host is not None else config.serve.host,
+            port if port is not None else config.serve.port,
+        )
+    except AggregatorError as exc:
+        fail(exc)
+    sys.exit(code)
 
 
 @main.command()

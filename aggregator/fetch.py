@@ -434,3 +434,21 @@ def fetch_all(requests: Sequence[Request], settings: FetchSettings) -> list[Fetc
         return sorted(out, key=lambda f: order[id(f.request)])
 
     return asyncio.run(run())
+
+
+async def ping_hub(hub: str, topics: Sequence[str], settings: FetchSettings) -> list[str]:
+    """Tell a WebSub hub that these feeds changed (`hub.mode=publish`, one POST per feed, as
+    most hubs accept one `hub.url` per request); returns one line per failure."""
+    problems: list[str] = []
+    async with client(settings) as http:
+        for topic in topics:
+            try:
+                async with asyncio.timeout(settings.deadline):
+                    response = await http.post(hub, data={"hub.mode": "publish", "hub.url": topic})
+                    await response.aread()
+            except Exception as exc:  # one line per failure; _describe re-raises bugs
+                problems.append(f"{hub}: {topic}: {_describe(exc, settings)}")
+                continue
+            if not 200 <= response.status_code < 300:
+                problems.append(f"{hub}: {topic}: HTTP {response.status_code}")
+    return problems

@@ -1,0 +1,567 @@
+"""`aggregator serve`: one long-lived process that keeps every input fresh and serves the feeds.
+
+One event loop runs the scheduler (aggregator.schedule) and the HTTP server (aggregator.server,
+under uvicorn). The work itself is the same as `aggregator sync` and runs in threads beside the
+loop, so serving never waits for it:
+
+    scheduler ──(input due)──▶ refresh lane: claim lease, run inputs, decide, release
+                                   │ something changed
+                                   ▼
+    check_every ───────────▶ publish lane: publish (only what changed), then ping the hub
+
+Inputs that come due together are refreshed as one batch, so feeds share the fetcher's limits
+(all hosts and per host). Every input is claimed through a lease in the store first: with
+several daemons on one PostgreSQL, an input is refreshed by one at a time, and the due times in
+the store keep the others from fetching it again. Each daemon publishes into its own output
+folder; publishing is a pure function of the store, so all serve the same bytes and ETags, and
+`check_every` picks up what the others changed.
+
+SIGTERM or SIGINT: no new work is taken, the refresh and publish under way finish (their
+transactions commit, files are replaced whole), leases are released, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aggregator.config import Config
+from aggregator.config import Input as InputConfig
+from aggregator.errors import AggregatorError, StoreError
+from aggregator.leases import Leases, owner_name
+from aggregator.publish import PublishResult, publish
+from aggregator.store import Store
+from aggregator.sync import BodyLoader, InputReport, SyncReport, input_spec, run_inputs
+
+log = logging.getLogger("aggregator")
+
+BATCH_WINDOW = 0.2
+"""Seconds to wait for other inputs coming due, so they are refreshed together."""
+
+
+class LogReporter:
+    """What a refresh tells the person watching: log lines (the daemon has no terminal)."""
+
+    def input_started(self, name: str, to_read: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def skipped(self, path: str, reason: str) -> None:
+        log.warning("skipped %s: %s", path, reason)
+
+    def warning(self, path: str, message: str) -> None:
+        log.warning("%s: %s", path, message)
+
+    def publishing(self, done: int, total: int) -> None:
+        pass
+
+
+@dataclass
+class Refreshed:
+    """One input's refresh, as the daemon logs and counts it."""
+
+    report: InputReport
+    seconds: float
+    next_due: datetime | None = None
+    retired: bool = False
+
+
+@dataclass
+class Stats:
+    """Counters since the daemon started, for /metrics."""
+
+    added: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    refreshes: dict[tuple[str, str], int] = field(default_factory=dict)
+    durations: dict[str, list[float]] = field(default_factory=dict)
+    """input -> [count, sum] of refresh seconds"""
+    publishes: int = 0
+    last_publish: float | None = None
+
+    def count(self, done: Refreshed) -> None:
+        name = done.report.name
+        self.added[name] = self.added.get(name, 0) + done.report.new
+        self.updated[name] = self.updated.get(name, 0) + done.report.updated
+        key = (name, outcome(done.report))
+        self.refreshes[key] = self.refreshes.get(key, 0) + 1
+        total = self.durations.setdefault(name, [0, 0.0])
+        total[0] += 1
+        total[1] += done.seconds
+
+
+def outcome(report: InputReport) -> str:
+    if report.error:
+        return "error"
+    if report.note:
+        return "skipped"
+    return "ok"
+
+
+class Daemon:
+    def __init__(self, config: Config, store: Store):
+        self.config = config
+        self.store = store
+        self.inputs: dict[str, InputConfig] = {
+            inp.display_name: inp for inp in config.inputs if inp.enabled
+        }
+        self.leases = Leases(store, owner_name("serve"), config.serve.lease)
+        self.stats = Stats()
+        self.reporter = LogReporter()
+        self.refresh_lane = ThreadPoolExecutor(1, "refresh")
+        self.publish_lane = ThreadPoolExecutor(1, "publish")
+        self.wanted: dict[str, asyncio.Future[None]] = {}
+        self.batching: asyncio.Task[None] | None = None
+        self.publishing: asyncio.Task[None] | None = None
+        self.publish_again = False
+        self.stopping = False
+        self.workers = os.cpu_count() or 1
+        self.loop: asyncio.AbstractEventLoop | None = None
+        from aggregator.schedule import Schedule
+
+        self.schedule: Schedule | None = None
+        self._schedule_cls = Schedule
+
+    # ---- refreshing ---------------------------------------------------------------------
+
+    async def refresh(self, name: str) -> None:
+        """The scheduler's job for one input: join the next batch and wait for its end (so the
+        scheduler sees the run as going on, and starts no second one)."""
+        if self.stopping:
+            return
+        assert self.loop is not None
+        future = self.wanted.get(name)
+        if future is None:
+            future = self.wanted[name] = self.loop.create_future()
+        if self.batching is None or self.batching.done():
+            self.batching = asyncio.create_task(self._run_batches())
+        await asyncio.shield(future)
+
+    async def _run_batches(self) -> None:
+        assert self.loop is not None
+        while self.wanted and not self.stopping:
+            await asyncio.sleep(BATCH_WINDOW)
+            batch, self.wanted = self.wanted, {}
+            try:
+                results, changed = await self.loop.run_in_executor(
+                    self.refresh_lane, self._refresh_batch, list(batch)
+                )
+            except Exception:  # a bug: say so loudly, keep serving and refreshing
+                log.exception("refresh of %s failed", ", ".join(batch))
+                results, changed = {}, False
+            self._after_batch(results, changed)
+            for future in batch.values():
+                if not future.done():
+                    future.set_result(None)
+        for future in self.wanted.values():  # stopping: runs not started are dropped
+            future.cancel()
+
+    def _refresh_batch(self, names: list[str]) -> tuple[dict[str, Refreshed], bool]:
+        """Runs in the refresh lane (a thread): the same stages as `aggregator sync`."""
+        chosen = [self.inputs[n] for n in names]
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        try:
+            ids = self.store.ensure_inputs([input_spec(self.config, i) for i in chosen], now)
+            mine = self.leases.claim(ids.values())
+        except StoreError as exc:
+            return {n: self._failed(n, str(exc), started) for n in names}, False
+        out: dict[str, Refreshed] = {}
+        changed = False
+        try:
+            holders = self.leases.holders(set(ids.values()) - mine)
+            for inp in chosen:
+                input_id = ids[inp.display_name]
+                if input_id not in mine:
+                    name, kind, location = input_spec(self.config, inp)
+                    holder = holders.get(input_id, "another process")
+                    note = f"being refreshed by {holder}"
+                    out[name] = Refreshed(InputReport(name, kind, location, note=note), 0.0)
+            runnable = [i for i in chosen if ids[i.display_name] in mine]
+            report = SyncReport()
+            done = run_inputs(
+                self.store, self.config, runnable, report, self.reporter, now, self.workers,
+                due_only=True,
+            )  # fmt: skip
+            for name, result in done.items():
+                out[name] = Refreshed(result, result.seconds or 0.0)
+            changed = report.entries_new + report.entries_updated + report.entries_removed > 0
+        except AggregatorError as exc:
+            for inp in chosen:
+                out.setdefault(inp.display_name, self._failed(inp.display_name, str(exc), started))
+            changed = True
+        finally:
+            try:
+                self.leases.release(ids.values())
+            except StoreError as exc:
+                log.warning("leases not released: %s", exc)
+        try:
+            states = self.store.fetch_states([ids[n] for n in out])
+        except StoreError:
+            states = {}
+        for name, done_one in out.items():
+            state = states.get(ids[name])
+            if state is not None:
+                done_one.next_due = state.next_due_at
+                done_one.retired = state.retired_at is not None
+        return out, changed
+
+    def _failed(self, name: str, error: str, started: float) -> Refreshed:
+        _, kind, location = input_spec(self.config, self.inputs[name])
+        report = InputReport(name, kind, location, error=error)
+        return Refreshed(report, time.perf_counter() - started)
+
+    def _after_batch(self, results: dict[str, Refreshed], changed: bool) -> None:
+        now = datetime.now(UTC)
+        for name, done in results.items():
+            self.stats.count(done)
+            log_refresh(done)
+            if self.schedule is None:
+                continue
+            if done.retired:
+                self.schedule.stop_input(name)
+            else:
+                self.schedule.next_run(name, done.next_due, now)
+        if changed:
+            self.publish_soon()
+
+    # ---- publishing ---------------------------------------------------------------------
+
+    def publish_soon(self) -> None:
+        if self.schedule is not None and not self.stopping:
+            self.schedule.run_soon(
+                "publish-soon", self.publish_now, self.config.serve.publish_delay
+            )
+
+    async def publish_now(self) -> None:
+        """Publish (only what changed since the last publish) and ping the hub; one at a time:
+        a request while one runs makes one more run afterwards."""
+        if self.publishing is not None and not self.publishing.done():
+            self.publish_again = True
+            return
+        self.publishing = asyncio.create_task(self._publish_loop())
+        await asyncio.shield(self.publishing)
+
+    async def _publish_loop(self) -> None:
+        assert self.loop is not None
+        while not self.stopping:
+            self.publish_again = False
+            started = time.perf_counter()
+            try:
+                result = await self.loop.run_in_executor(self.publish_lane, self._publish)
+            except AggregatorError as exc:
+                log.error("publish failed: %s", exc)
+                result = None
+            except Exception:
+                log.exception("publish failed")
+                result = None
+            if result is not None:
+                self.stats.publishes += 1
+                self.stats.last_publish = time.time()
+                if result.written or result.removed:
+                    log.info(
+                        "published %d feeds, %d files written, %d removed in %.2fs",
+                        result.rendered,
+                        len(result.written),
+                        len(result.removed),
+                        time.perf_counter() - started,
+                        extra={"fields": {"event": "publish", "files": len(result.written)}},
+                    )
+                    await self._ping_hub(result)
+            if not self.publish_again:
+                return
+
+    def _publish(self) -> PublishResult:
+        # One worker: the publisher's parallel mode forks, which a process with threads (this
+        # one) should not do.
+        return publish(
+            self.store,
+            self.config,
+            workers=1,
+            bodies=BodyLoader(self.config.feeds.summary_length),
+        )
+
+    async def _ping_hub(self, result: PublishResult) -> None:
+        hub = self.config.websub.hub
+        if hub is None:
+            return
+        base = self.config.site.base_url
+        written = set(result.written)
+        topics = [
+            listed.ref.url(base, fmt)
+            for listed in result.feeds
+            for fmt in self.config.feeds.formats
+            if listed.ref.path(fmt) in written
+        ]
+        if not topics:
+            return
+        from aggregator import fetch
+        from aggregator.live import fetch_settings
+
+        problems = await fetch.ping_hub(hub, topics, fetch_settings(self.config))
+        for problem in problems:
+            log.warning("websub: %s", problem)
+        log.info("websub: told %s about %d changed feeds", hub, len(topics) - len(problems))
+
+    # ---- health and metrics -------------------------------------------------------------
+
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        from aggregator.report import input_listing
+
+        try:
+            rows = await asyncio.to_thread(self.store.input_rows)
+        except StoreError as exc:
+            return 503, {"status": "error", "error": f"store unreachable: {exc}"}
+        listing = input_listing(self.config, {r["name"]: r for r in rows})
+        failing = [i["name"] for i in listing if i["status"] == "error"]
+        return 200, {
+            "status": "degraded" if failing else "ok",
+            "failing": failing,
+            "inputs": listing,
+        }
+
+    async def metrics(self) -> tuple[bytes, str]:
+        from aggregator.metrics import render
+
+        try:
+            rows = await asyncio.to_thread(self.store.input_rows)
+            entries: int | None = await asyncio.to_thread(self.store.entry_count)
+        except StoreError:
+            rows, entries = [], None
+        files = self.app.state.files if self.app is not None else None
+        return render(self, rows, entries, files.counters.requests if files else {})
+
+    app: Any = None
+
+    # ---- running ------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Schedule every input from its stored due time, the periodic check, a first
+        publish."""
+        self.loop = loop
+        self.schedule = self._schedule_cls(loop, self.config.serve.jitter)
+        now = datetime.now(UTC)
+        ids = self.store.ensure_inputs(
+            [input_spec(self.config, i) for i in self.inputs.values()], now
+        )
+        states = self.store.fetch_states(list(ids.values()))
+        for name, inp in self.inputs.items():
+            state = states[ids[name]]
+            first = max(state.next_due_at or now, now)
+            self.schedule.add_input(name, self._job(name), inp.every, first)
+            if state.retired_at is not None:
+                self.schedule.stop_input(name)
+        self.schedule.add_periodic("check", self.publish_now, self.config.serve.check_every)
+        self.schedule.run_soon("publish-soon", self.publish_now, timedelta(0))
+        self.schedule.start()
+
+    def _job(self, name: str) -> Any:
+        async def job() -> None:
+            await self.refresh(name)
+
+        return job
+
+    def stop(self) -> None:
+        """Take no new work (the refresh and publish under way finish)."""
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("stopping: finishing the work under way")
+        if self.schedule is not None:
+            self.schedule.shutdown()
+
+    async def drain(self) -> None:
+        """Wait for the refresh and publish under way, then give up the leases."""
+        for task in (self.batching, self.publishing):
+            if task is not None and not task.done():
+                try:
+                    await task
+                except Exception:
+                    log.exception("work under way at shutdown failed")
+        self.refresh_lane.shutdown(wait=True)
+        self.publish_lane.shutdown(wait=True)
+        await asyncio.to_thread(self.leases.close)
+
+
+def log_refresh(done: Refreshed) -> None:
+    r = done.report
+    fields: dict[str, Any] = {
+        "event": "refresh",
+        "input": r.name,
+        "kind": r.kind,
+        "outcome": outcome(r),
+        "new": r.new,
+        "updated": r.updated,
+        "removed": r.removed,
+        "unchanged": r.unchanged,
+        "skipped": len(r.skipped),
+        "seconds": round(done.seconds, 3),
+    }
+    if done.next_due is not None:
+        fields["next_due"] = done.next_due.isoformat()
+    if r.error:
+        fields["error"] = r.error
+        log.error(
+            "refresh %s: error: %s (%.2fs)", r.name, r.error, done.seconds, extra={"fields": fields}
+        )
+        return
+    if r.note:
+        fields["note"] = r.note
+        log.info("refresh %s: %s", r.name, r.note, extra={"fields": fields})
+        return
+    log.info(
+        "refresh %s: ok, %d new, %d updated, %d removed, %d unchanged, %d skipped in %.2fs",
+        r.name,
+        r.new,
+        r.updated,
+        r.removed,
+        r.unchanged,
+        len(r.skipped),
+        done.seconds,
+        extra={"fields": fields},
+    )
+
+
+# ---- logging --------------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors. Written here rather than taken from a
+    library: it is these few lines, and the fields come from our own `extra={"fields": …}`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def setup_logging(log_format: str, verbose: bool) -> None:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # Per-stage timings of each refresh are for `-v`; the refresh line says what happened.
+    logging.getLogger("aggregator").setLevel(logging.INFO)
+    quiet = logging.INFO if verbose else logging.WARNING
+    for noisy in ("httpx", "httpcore", "alembic", "uvicorn.error", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(quiet, logging.WARNING))
+    if not verbose:
+        logging.getLogger("aggregator.timing").setLevel(logging.WARNING)
+
+
+# ---- the process ----------------------------------------------------------------------------
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is a clear one-line error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
+def serve(config: Config, host: str, port: int) -> int:
+    """Run the daemon until SIGTERM or SIGINT; returns the exit code."""
+    import uvicorn
+
+    from aggregator.server import make_app
+
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    store = Store.open(config.database_url)
+    daemon = Daemon(config, store)
+    app = make_app(
+        config.output_dir,
+        config.site.base_url,
+        int(config.serve.max_age.total_seconds()),
+        daemon.health,
+        daemon.metrics,
+    )
+    daemon.app = app
+
+    class Server(uvicorn.Server):
+        # uvicorn re-raises the signal it caught once it has stopped, which would end the
+        # process with "killed by SIGTERM" before the work under way is finished; the daemon
+        # handles the signals itself.
+        @contextmanager
+        def capture_signals(self) -> Any:
+            yield
+
+    server = Server(
+        uvicorn.Config(
+            app,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            daemon.stop()
+            server.should_exit = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        bound = sock.getsockname()
+        log.info(
+            "serving %s on http://%s:%d/ (%d inputs)",
+            config.site.base_url,
+            host if ":" not in host else f"[{host}]",
+            bound[1],
+            len(daemon.inputs),
+            extra={"fields": {"event": "listening", "port": bound[1]}},
+        )
+        daemon.start(loop)
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            daemon.stop()
+            await daemon.drain()
+
+    try:
+        _run(main())
+    finally:
+        store.close()
+    log.info("stopped")
+    return 0
+
+
+def _run(main: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
+class ServeError(AggregatorError):
+    pass
