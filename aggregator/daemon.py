@@ -104,9 +104,7 @@ class Stats:
 def outcome(report: InputReport) -> str:
     if report.error:
         return "error"
-    if report.note:
-        return "skipped"
-    return "ok"
+    return "ok" if report.ran else "skipped"
 
 
 class Daemon:
@@ -187,7 +185,9 @@ class Daemon:
                     name, kind, location = input_spec(self.config, inp)
                     holder = holders.get(input_id, "another process")
                     note = f"being refreshed by {holder}"
-                    out[name] = Refreshed(InputReport(name, kind, location, note=note), 0.0)
+                    out[name] = Refreshed(
+                        InputReport(name, kind, location, note=note, ran=False), 0.0
+                    )
             runnable = [i for i in chosen if ids[i.display_name] in mine]
             report = SyncReport()
             done = run_inputs(

@@ -161,10 +161,12 @@ def run_feed_inputs(
                 f"retired: answered 410 Gone on {state.retired_at:%Y-%m-%d}; "
                 "remove it from the config or give it a new url"
             )
+            result.ran = False
             continue
         if not force and not state.due(now):
             assert state.next_due_at is not None
             result.note = f"not due until {state.next_due_at:%Y-%m-%d %H:%M} UTC"
+            result.ran = False
             continue
         jobs[input_id] = _Job(inp, input_id, state, result)
         requests.append(

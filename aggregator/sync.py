@@ -89,6 +89,8 @@ class InputReport:
     """Why an input did not run this time (not due yet, retired)."""
     seconds: float | None = None
     """How long it took."""
+    ran: bool = True
+    """False when the input was left alone this time (not due, retired, run elsewhere)."""
 
 
 @dataclass
@@ -340,7 +342,11 @@ def run_inputs(
             next_due = states[ids[waits.display_name]].next_due_at
             name, kind, location = input_spec(config, waits)
             done[name] = InputReport(
-                name, kind, location, note=f"not due until {next_due:%Y-%m-%d %H:%M} UTC"
+                name,
+                kind,
+                location,
+                note=f"not due until {next_due:%Y-%m-%d %H:%M} UTC",
+                ran=False,
             )
         chosen = [inp for inp in chosen if inp.display_name not in done]
     for inp in chosen:
@@ -411,7 +417,7 @@ def sync(
                     name, kind, location = input_spec(config, inp)
                     holder = holders.get(input_id, "another process")
                     busy[name] = InputReport(
-                        name, kind, location, note=f"being refreshed by {holder}"
+                        name, kind, location, note=f"being refreshed by {holder}", ran=False
                     )
             done = run_inputs(
                 store,

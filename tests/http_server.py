@@ -27,6 +27,7 @@ class Seen:
     method: str
     path: str
     headers: dict[str, str]
+    body: bytes = b""
 
 
 @dataclass
@@ -70,6 +71,19 @@ def _make_handler(server: Server) -> type[BaseHTTPRequestHandler]:
 
         def do_HEAD(self) -> None:
             self.do_GET()
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            server.requests.append(
+                Seen("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            )
+            handler = server.routes.get(self.path.split("?", 1)[0])
+            if handler is None:
+                send(self, 404, b"not found")
+                return
+            with suppress(BrokenPipeError, ConnectionResetError):
+                handler(self)
 
     return H
 

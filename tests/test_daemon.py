@@ -1,0 +1,411 @@
+"""`aggregator serve` as a real process on 127.0.0.1: scheduling, serving, stopping."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import daemon_process as dp
+import feedparser
+import http_server as hs
+import pytest
+import yaml
+from lxml import etree
+from pg_server import PostgresServer, find_bindir
+
+from aggregator.store import Store
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+
+def write_config(tmp_path: Path, **extra: Any) -> Path:
+    data: dict[str, Any] = {
+        "database": "sqlite:///agg.db",
+        "output": "public",
+        "site": {"base_url": "http://127.0.0.1:8000/news/"},
+        "serve": {"publish_delay": "0.2s", "check_every": "1s"},
+        "inputs": [{"kind": "files", "path": "posts", "name": "archive", "every": "1s"}],
+    }
+    data.update(extra)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    shutil.copytree(SEEDS, tmp_path / "posts")
+    return write_config(tmp_path)
+
+
+def wait_for_file(d: dp.Daemon, path: str, contains: bytes = b"", timeout: float = 30) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, body = d.get(path)
+        if status == 200 and contains in body:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never served with {contains!r} (last status {status})")
+        time.sleep(0.1)
+
+
+def test_serves_feeds_with_validators_and_answers_304(site: Path) -> None:
+    with dp.running(site) as d:
+        body = wait_for_file(d, "/news/all.atom", b"<entry>")
+        status, headers, again = d.get("/news/all.atom")
+        assert status == 200 and again == body
+        assert headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+        etag = headers["ETag"]
+        assert etag.startswith('"') and not etag.startswith("W/")
+        assert headers["Cache-Control"] == "public, max-age=300"
+        modified = parsedate_to_datetime(headers["Last-Modified"])
+        # Last-Modified is the newest entry's date (the same on every machine), not the clock.
+        newest = max(
+            parsedate_to_datetime(e.updated) if "," in e.updated else _iso(e.updated)
+            for e in feedparser.parse(body).entries
+        )
+        assert modified == newest.replace(microsecond=0)
+        assert len(feedparser.parse(body).entries) == 2
+
+        status, headers304, empty = d.get("/news/all.atom", {"If-None-Match": etag})
+        assert (status, empty) == (304, b"")
+        assert headers304["ETag"] == etag
+        status, _, empty = d.get("/news/all.atom", {"If-Modified-Since": headers["Last-Modified"]})
+        assert (status, empty) == (304, b"")
+        status, _, _ = d.get("/news/all.atom", {"If-None-Match": '"something-else"'})
+        assert status == 200
+
+        status, head, nothing = d.get("/news/all.atom", method="HEAD")
+        assert (status, nothing) == (200, b"")
+        assert head["Content-Length"] == str(len(body)) and head["ETag"] == etag
+
+        status, zipped, data = d.get("/news/all.atom", {"Accept-Encoding": "gzip"})
+        assert zipped["Content-Encoding"] == "gzip" and gzip.decompress(data) == body
+        assert zipped["ETag"] != etag and "Accept-Encoding" in zipped["Vary"]
+        status, _, _ = d.get(
+            "/news/all.atom", {"Accept-Encoding": "gzip", "If-None-Match": zipped["ETag"]}
+        )
+        assert status == 304
+
+        # A browser gets a type it shows (through the stylesheet) instead of downloading.
+        _, browser, _ = d.get("/news/all.atom", {"Accept": "text/html,application/xml;q=0.9"})
+        assert browser["Content-Type"].startswith("application/xml")
+
+        for path, kind in (
+            ("/news/all.rss", "application/rss+xml"),
+            ("/news/all.json", "application/feed+json"),
+            ("/news/", "text/html"),
+            ("/news/index.html", "text/html"),
+            ("/news/feeds.opml", "text/x-opml"),
+        ):
+            status, headers, _ = d.get(path)
+            assert status == 200 and headers["Content-Type"].startswith(kind), path
+            assert headers["ETag"] and headers["Last-Modified"], path
+
+
+def _iso(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_serves_nothing_outside_the_output_and_changes_nothing(site: Path) -> None:
+    with dp.running(site) as d:
+        wait_for_file(d, "/news/all.atom", b"<entry>")
+        for path in (
+            "/news/../config.yaml",
+            "/news/%2e%2e/config.yaml",
+            "/news/..%2fconfig.yaml",
+            "/news/.aggregator-manifest.json",
+            "/config.yaml",
+            "/all.atom",  # outside the base URL's path
+            "/news/missing.atom",
+            "/news/source",
+        ):
+            status, _, body = d.get(path)
+            assert status == 404, path
+            assert b"posts" not in body and b"database" not in body
+        for method in ("POST", "PUT", "DELETE"):
+            status, _, _ = d.get("/news/all.atom", method=method)
+            assert status == 405, method
+
+
+def test_healthz_and_metrics(site: Path) -> None:
+    with dp.running(site) as d:
+        wait_for_file(d, "/news/all.atom", b"<entry>")
+        d.get("/news/all.atom", {"If-None-Match": d.get("/news/all.atom")[1]["ETag"]})
+        d.wait_for(lambda e: e.get("event") == "refresh" and e.get("outcome") == "ok")
+        status, headers, body = d.get("/healthz")
+        assert status == 200 and headers["Content-Type"].startswith("application/json")
+        health = json.loads(body)
+        assert health["status"] == "ok"
+        [archive] = health["inputs"]
+        assert archive["name"] == "archive" and archive["status"] == "ok"
+        assert archive["last_success"] and archive["next_due"]
+
+        status, headers, body = d.get("/metrics")
+        assert status == 200 and headers["Content-Type"].startswith("text/plain")
+        text = body.decode()
+        assert 'aggregator_input_consecutive_failures{input="archive",kind="files"} 0.0' in text
+        assert 'aggregator_input_last_success_timestamp_seconds{input="archive"' in text
+        assert 'aggregator_entries_added_total{input="archive"} 2.0' in text
+        assert 'aggregator_refresh_duration_seconds_count{input="archive"}' in text
+        assert "aggregator_http_not_modified_total 1.0" in text
+        assert 'aggregator_http_requests_total{status="200"}' in text
+        assert "aggregator_entries 2.0" in text
+
+
+@pytest.mark.postgres
+def test_healthz_is_not_200_when_the_store_is_unreachable(tmp_path: Path) -> None:
+    # A server of its own, since this test stops it.
+    server = PostgresServer(find_bindir())
+    server.start()
+    try:
+        url = server.url(server.create_database())
+        shutil.copytree(SEEDS, tmp_path / "posts")
+        config = write_config(tmp_path, database=url)
+        with dp.running(config) as d:
+            wait_for_file(d, "/news/all.atom", b"<entry>")
+            status, _, body = d.get("/healthz")
+            assert status == 200 and json.loads(body)["status"] == "ok"
+            server.stop()
+            status, _, body = d.get("/healthz")
+            assert status == 503
+            health = json.loads(body)
+            assert health["status"] == "error" and "store unreachable" in health["error"]
+            assert "aggregator_store_up 0.0" in d.get("/metrics")[2].decode()
+            # Feeds already published are still served.
+            assert d.get("/news/all.atom")[0] == 200
+            assert d.stop() == 0
+    finally:
+        server.stop()
+
+
+def test_a_changed_post_shows_up_after_the_next_refresh(site: Path) -> None:
+    with dp.running(site) as d:
+        body = wait_for_file(d, "/news/all.atom", b"<entry>")
+        etag = d.get("/news/all.atom")[1]["ETag"]
+        post = sorted((site.parent / "posts").iterdir())[0]
+        text = post.read_text(encoding="utf-8")
+        title = next(line for line in text.splitlines() if line.startswith("title:"))
+        post.write_text(text.replace(title, "title: 一篇改过的标题"), encoding="utf-8")
+        changed = wait_for_file(d, "/news/all.atom", "一篇改过的标题".encode())
+        assert changed != body
+        status, headers, _ = d.get("/news/all.atom", {"If-None-Match": etag})
+        assert status == 200 and headers["ETag"] != etag
+        updated = d.refreshes("archive")
+        assert any(e["updated"] == 1 for e in updated)
+
+
+def test_sigterm_stops_cleanly_and_a_restart_resumes(site: Path) -> None:
+    with dp.running(site) as d:
+        wait_for_file(d, "/news/all.atom", b"<entry>")
+        assert d.stop(signal.SIGTERM) == 0
+        assert any(e.get("message") == "stopped" for e in d.events)
+    with Store.open(f"sqlite:///{site.parent / 'agg.db'}") as store:
+        [row] = store.input_rows()
+        assert row["lease_owner"] is None  # released on the way out
+        due = row["next_due_at"]
+    with dp.running(site) as d:
+        wait_for_file(d, "/news/all.atom", b"<entry>")
+        first = d.wait_for(lambda e: e.get("event") == "refresh")
+        # The first refresh after a restart happens when the store says it is due, and it
+        # finds everything already stored.
+        assert first["outcome"] == "ok" and first["new"] == 0 and first["unchanged"] == 2
+        assert due is not None
+
+
+def make_posts(folder: Path, n: int) -> None:
+    folder.mkdir(parents=True)
+    for i in range(n):
+        (folder / f"post-{i:05d}.md").write_text(
+            f"---\ntitle: Post {i}\ndate: 2024-01-{1 + i % 28:02d} 10:00:00\n"
+            f"tags: [t{i % 7}]\nfrom: https://example.com/p/{i}\n---\n\n"
+            + f"Paragraph {i} of the post. "
+            * 40,
+            encoding="utf-8",
+        )
+
+
+def count_rows(db: Path, table: str) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_sigterm_during_a_refresh_leaves_a_consistent_store(tmp_path: Path) -> None:
+    make_posts(tmp_path / "posts", 4000)
+    config = write_config(tmp_path)
+    with dp.running(config) as d:
+        deadline = time.monotonic() + 60
+        while count_rows(tmp_path / "agg.db", "versions") == 0:  # the first batch is stored
+            assert time.monotonic() < deadline, "the refresh never stored anything"
+            time.sleep(0.02)
+        assert count_rows(tmp_path / "agg.db", "entries") == 0  # not decided yet: under way
+        assert d.stop(signal.SIGTERM) == 0
+        [refresh] = d.refreshes("archive")
+    # The refresh under way was finished, not cut: every post is an entry, nothing pending.
+    assert refresh["outcome"] == "ok" and refresh["new"] == 4000
+    assert count_rows(tmp_path / "agg.db", "pending") == 0
+    assert count_rows(tmp_path / "agg.db", "entries") == 4000
+    leftovers = [p for p in (tmp_path / "public").rglob("*") if p.name.startswith(".tmp")]
+    assert leftovers == []
+    for feed in (tmp_path / "public").rglob("*.atom"):
+        etree.fromstring(feed.read_bytes())  # every file whole
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "sync"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "entries: 4000 in store (0 new, 0 updated, 0 removed)" in done.stdout
+
+
+def slow_feed(n: int, server: hs.Server, path: str, delay: float) -> hs.Handler:
+    """A feed that takes `delay` to answer and notes how many fetches of it overlap."""
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
+        f"<title>Feed {n}</title><link>https://feed{n}.example/</link>"
+        + "".join(
+            f"<item><title>Feed {n} story {i}</title><link>https://feed{n}.example/{i}</link>"
+            f"<pubDate>Sun, {i + 1:02d} Jul 2022 09:30:00 GMT</pubDate></item>"
+            for i in range(3)
+        )
+        + "</channel></rss>"
+    ).encode()
+    inner = hs.static(body, content_type="application/rss+xml")
+    lock = threading.Lock()
+
+    def handler(h: Any) -> None:
+        with lock:
+            server.in_flight[path] = server.in_flight.get(path, 0) + 1
+            server.most[path] = max(server.most.get(path, 0), server.in_flight[path])
+        try:
+            time.sleep(delay)
+            inner(h)
+        finally:
+            with lock:
+                server.in_flight[path] -= 1
+
+    return handler
+
+
+@pytest.mark.postgres
+def test_two_daemons_on_one_postgres_never_fetch_an_input_at_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with hs.serve() as server:
+        server.in_flight, server.most = {}, {}  # type: ignore[attr-defined]
+        paths = [f"/feed{n}.xml" for n in range(6)]
+        feeds = [
+            {"kind": "feed", "url": server.route(p, slow_feed(n, server, p, 0.3)), "every": "1s"}
+            for n, p in enumerate(paths)
+        ]
+        configs = []
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            configs.append(
+                write_config(
+                    folder,
+                    database=postgres_url,
+                    inputs=feeds,
+                    fetch={"allow_private_networks": True},
+                    serve={"publish_delay": "0.2s", "check_every": "0.5s", "jitter": 0},
+                )
+            )
+        with dp.running(configs[0]) as a, dp.running(configs[1]) as b:
+            started = time.monotonic()
+            time.sleep(6)
+            elapsed = time.monotonic() - started
+            # Both serve the same bytes and the same ETag from the shared store.
+            status_a, headers_a, body_a = a.get("/news/all.atom")
+            status_b, headers_b, body_b = b.get("/news/all.atom")
+            assert a.stop() == 0 and b.stop() == 0
+        assert status_a == status_b == 200
+        assert body_a == body_b and headers_a["ETag"] == headers_b["ETag"]
+        assert body_a.count(b"<entry>") == 18
+        fetched_by = {"a": a.refreshes(), "b": b.refreshes()}
+    fetches = {p: server.hits(p) for p in paths}
+    assert server.most == {p: 1 for p in paths}, "two fetches of one feed overlapped"  # type: ignore[attr-defined]
+    for path, count in fetches.items():
+        # Refreshed on schedule (every second, each fetch 0.3 s), but never twice per interval,
+        # as two daemons each fetching would.
+        assert 3 <= count <= elapsed + 2, (path, count, fetched_by)
+    # Both took part: each fetch is one daemon's refresh; the other stood back.
+    assert fetched_by["a"] and fetched_by["b"]
+    ok = [e for events in fetched_by.values() for e in events if e["outcome"] == "ok"]
+    assert len(ok) == sum(fetches.values())
+
+
+def test_sync_beside_a_daemon_leaves_its_inputs_alone(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        path = "/slow.xml"
+        server.in_flight, server.most = {}, {}  # type: ignore[attr-defined]
+        url = server.route(path, slow_feed(1, server, path, 2.0))
+        config = write_config(
+            tmp_path,
+            inputs=[{"kind": "feed", "url": url, "name": "slow", "every": "1h"}],
+            fetch={"allow_private_networks": True},
+        )
+        with dp.running(config) as d:
+            deadline = time.monotonic() + 10
+            while server.hits(path) == 0:  # the daemon is fetching
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            busy = subprocess.run(
+                [sys.executable, "-m", "aggregator", "--config", str(config), "sync", "--force"],
+                capture_output=True,
+                text=True,
+                cwd=tmp_path,
+                timeout=60,
+            )
+            assert busy.returncode == 0, busy.stderr
+            assert "slow: being refreshed by serve on" in busy.stdout
+            d.wait_for(lambda e: e.get("event") == "refresh" and e.get("outcome") == "ok")
+            after = subprocess.run(
+                [sys.executable, "-m", "aggregator", "--config", str(config), "sync"],
+                capture_output=True,
+                text=True,
+                cwd=tmp_path,
+                timeout=60,
+            )
+            assert after.returncode == 0, after.stderr
+            assert "slow: not due until" in after.stdout
+            assert d.stop() == 0
+    assert server.hits(path) == 1
+
+
+def test_websub_hub_is_told_about_changed_feeds(site: Path) -> None:
+    with hs.serve() as hub:
+        hub.route("/hub", hs.status(202))
+        write_config(
+            site.parent,
+            websub={"hub": hub.url("/hub")},
+            fetch={"allow_private_networks": True},
+        )
+        with dp.running(site) as d:
+            wait_for_file(d, "/news/all.atom", b"<entry>")
+            d.wait_for(lambda e: "websub: told" in e.get("message", ""))
+            assert d.stop() == 0
+    pings = [r for r in hub.requests if r.method == "POST"]
+    topics = {parse_qs(r.body.decode())["hub.url"][0] for r in pings}
+    assert all(parse_qs(r.body.decode())["hub.mode"] == ["publish"] for r in pings)
+    assert "http://127.0.0.1:8000/news/all.atom" in topics
+    assert "http://127.0.0.1:8000/news/all.rss" in topics
+    assert not any("index.html" in t for t in topics)
