@@ -150,6 +150,8 @@ class Daemon:
         assert self.loop is not None
         while self.wanted and not self.stopping:
             await asyncio.sleep(BATCH_WINDOW)
+            if self.stopping:
+                break
             batch, self.wanted = self.wanted, {}
             try:
                 results, changed = await self.loop.run_in_executor(

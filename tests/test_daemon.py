@@ -409,3 +409,24 @@ def test_websub_hub_is_told_about_changed_feeds(site: Path) -> None:
     assert "http://127.0.0.1:8000/news/all.atom" in topics
     assert "http://127.0.0.1:8000/news/all.rss" in topics
     assert not any("index.html" in t for t in topics)
+
+
+def test_a_slow_input_never_runs_twice_at_once_and_late_runs_coalesce(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        path = "/slow.xml"
+        server.in_flight, server.most = {}, {}  # type: ignore[attr-defined]
+        url = server.route(path, slow_feed(1, server, path, 1.5))
+        config = write_config(
+            tmp_path,
+            inputs=[{"kind": "feed", "url": url, "name": "slow", "every": "0.3s"}],
+            fetch={"allow_private_networks": True},
+            serve={"jitter": 0},
+        )
+        with dp.running(config) as d:
+            time.sleep(5)
+            assert d.stop() == 0
+    # Due every 0.3 s but each fetch takes 1.5 s: runs follow one another, never overlap, and
+    # the runs missed meanwhile are one run, not a backlog.
+    assert server.most == {path: 1}  # type: ignore[attr-defined]
+    assert 2 <= server.hits(path) <= 4
+    assert [e["outcome"] for e in d.refreshes("slow")] == ["ok"] * server.hits(path)
