@@ -7,7 +7,19 @@ validators and feed readers see nothing new when nothing changed. Dates come fro
 feedgen quirks handled here (PITFALLS.md): entries are appended in order (its default prepends);
 dates are always set explicitly (its default is "now"); one FeedGenerator per format; Atom entry
 links lose `rel`, `type` and `length` in feedgen 1.0, so enclosures, media thumbnails and
-`xml:lang` are added by a small extension instead.
+`xml:lang` are added by a small extension instead; so are the `atom:link`s of RSS feeds
+besides `self`, which feedgen drops.
+
+Links between documents: `hub` (WebSub) on subscription documents when a hub is configured;
+RFC 5005 `prev-archive` from a subscription document to its newest archive page, and on archive
+pages `current`, `prev-archive`, `next-archive` and `<fh:archive/>`. JSON Feed has no archive
+links of its own: they go in an extension object (`FEED_EXTENSION`), as its spec provides:
+
+    "_rfc5005": {"about": "https://www.rfc-editor.org/rfc/rfc5005", "archive": true,
+                 "current": URL, "prev_archive": URL, "next_archive": URL}
+
+(a subscription document carries only `about` and `prev_archive`). Atom and RSS documents start
+with an `xml-stylesheet` instruction naming `feed.xsl`, so browsers show them as a page.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import json
 import mimetypes
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 from typing import Any
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -30,7 +43,11 @@ from aggregator.types import FeedItem
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+FH_NS = "http://purl.org/syndication/history/1.0"
 GENERATOR = ("aggregator", __version__)
+FEED_EXTENSION = "_rfc5005"
+"""The JSON Feed extension object holding archive links (see module docstring)."""
+RFC5005 = "https://www.rfc-editor.org/rfc/rfc5005"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +61,33 @@ class FeedMeta:
     self_urls: dict[str, str]
     """format -> absolute URL of this feed in that format."""
     language: str | None
+    stylesheet: str | None = None
+    """URL of the XSLT named by Atom and RSS documents' `xml-stylesheet` instruction."""
+    hub: str | None = None
+    """WebSub hub to link to (subscription documents only)."""
+    prev_archive: dict[str, str] | None = None
+    """format -> URL of the previous (for a subscription document, the newest) archive page."""
+    next_archive: dict[str, str] | None = None
+    """format -> URL of the next archive page."""
+    current: dict[str, str] | None = None
+    """Set on archive pages only: format -> URL of the subscription document."""
 
     def updated(self, items: list[FeedItem]) -> datetime:
         return max((i.updated for i in items), default=EMPTY_FEED_DATE)
+
+    def links(self, fmt: str) -> list[tuple[str, str]]:
+        """(rel, href) of the links besides `self` and `alternate`, in document order."""
+        out: list[tuple[str, str]] = []
+        if self.hub:
+            out.append(("hub", self.hub))
+        for rel, urls in (
+            ("current", self.current),
+            ("prev-archive", self.prev_archive),
+            ("next-archive", self.next_archive),
+        ):
+            if urls:
+                out.append((rel, urls[fmt]))
+        return out
 
 
 def image_type(url: str) -> str:
@@ -54,14 +95,30 @@ def image_type(url: str) -> str:
     return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
 
 
-class _Namespaces(BaseExtension):
+class _FeedExtras(BaseExtension):
+    """Feed-level additions: namespaces, the RSS `atom:link`s feedgen drops, `fh:archive`."""
+
+    meta: FeedMeta | None = None
+
     def extend_ns(self) -> dict[str, str]:
+        if self.meta is not None and self.meta.current:
+            return {"media": MEDIA_NS, "fh": FH_NS}
         return {"media": MEDIA_NS}
 
-    def extend_atom(self, feed: object) -> object:
+    def extend_atom(self, feed: Any) -> Any:
+        if self.meta is not None and self.meta.current:
+            xml_elem(f"{{{FH_NS}}}archive", feed)
         return feed
 
-    def extend_rss(self, feed: object) -> object:
+    def extend_rss(self, feed: Any) -> Any:
+        meta = self.meta
+        if meta is None:
+            return feed
+        channel = feed[0]
+        for rel, href in meta.links("rss"):
+            xml_elem(f"{{{ATOM_NS}}}link", channel, href=href, rel=rel)
+        if meta.current:
+            xml_elem(f"{{{FH_NS}}}archive", channel)
         return feed
 
 
@@ -107,14 +164,19 @@ class _Extras(BaseEntryExtension):
 
 def _generator(meta: FeedMeta, items: list[FeedItem], fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.register_extension("agg", _Namespaces, _Extras)
+    fg.register_extension("agg", _FeedExtras, _Extras)
+    fg.agg.meta = meta
     if fmt == "rss":
         fg.load_extension("dc", atom=False, rss=True)  # RSS <author> must be an e-mail address
     self_url = meta.self_urls[fmt]
-    fg.id(self_url)
+    # An archive page is part of the feed whose subscription document it names as current.
+    fg.id(meta.current[fmt] if meta.current else self_url)
     fg.title(meta.title)
     fg.subtitle(meta.description)
     fg.link(href=self_url, rel="self")
+    if fmt == "atom":
+        for rel, href in meta.links(fmt):
+            fg.link(href=href, rel=rel)
     fg.link(href=meta.home_url, rel="alternate")  # last: RSS <link> is the last link added
     fg.generator(*GENERATOR, uri="https://pypi.org/project/aggregator/")
     if meta.language:
@@ -153,12 +215,23 @@ def _generator(meta: FeedMeta, items: list[FeedItem], fmt: str) -> FeedGenerator
     return fg
 
 
+def _with_stylesheet(data: bytes, href: str | None) -> bytes:
+    """The document with an `xml-stylesheet` instruction after its XML declaration."""
+    if not href:
+        return data
+    declaration, newline, rest = data.partition(b"\n")
+    instruction = f'<?xml-stylesheet type="text/xsl" href="{escape(href)}"?>'
+    return declaration + newline + instruction.encode("utf-8") + b"\n" + rest
+
+
 def render_atom(meta: FeedMeta, items: list[FeedItem]) -> bytes:
-    return bytes(_generator(meta, items, "atom").atom_str(pretty=True, encoding="UTF-8"))
+    data = _generator(meta, items, "atom").atom_str(pretty=True, encoding="UTF-8")
+    return _with_stylesheet(bytes(data), meta.stylesheet)
 
 
 def render_rss(meta: FeedMeta, items: list[FeedItem]) -> bytes:
-    return bytes(_generator(meta, items, "rss").rss_str(pretty=True, encoding="UTF-8"))
+    data = _generator(meta, items, "rss").rss_str(pretty=True, encoding="UTF-8")
+    return _with_stylesheet(bytes(data), meta.stylesheet)
 
 
 def render_json(meta: FeedMeta, items: list[FeedItem]) -> bytes:
@@ -173,6 +246,17 @@ def render_json(meta: FeedMeta, items: list[FeedItem]) -> bytes:
     }
     if meta.language:
         feed["language"] = meta.language
+    if meta.hub:
+        feed["hubs"] = [{"type": "WebSub", "url": meta.hub}]
+    archive: dict[str, object] = {}
+    if meta.current:
+        archive.update(archive=True, current=meta.current["json"])
+    if meta.prev_archive:
+        archive["prev_archive"] = meta.prev_archive["json"]
+    if meta.next_archive:
+        archive["next_archive"] = meta.next_archive["json"]
+    if archive:
+        feed[FEED_EXTENSION] = {"about": RFC5005, **archive}
     feed["items"] = [_json_item(item) for item in items]
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
