@@ -32,8 +32,8 @@ time, nav { color: #666; font-size: .9rem; }
         <p><xsl:value-of select="a:feed/a:subtitle | rss/channel/description"/></p>
         <p class="hint">
           <xsl:choose>
-            <xsl:when test="a:feed/fh:archive | rss/channel/fh:archive">This is an archive
-              page of a feed. To subscribe, copy the address of the
+            <xsl:when test="a:feed/fh:archive | rss/channel/fh:archive">This is an archive page
+              of a feed. To subscribe, copy the address of the
               <a href="{$links[@rel='current']/@href}">current feed</a> into your feed
               reader.</xsl:when>
             <xsl:otherwise>This is a web feed. To subscribe, copy its address into your feed
