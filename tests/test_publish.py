@@ -226,3 +226,23 @@ def test_a_write_interrupted_by_a_kill_leaves_nothing_behind_after_the_next_publ
         publish(store, config)
     assert not leftover.exists()
     assert (tmp_path / "public" / "all.atom").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_a_page_rendered_in_parts_is_the_page_rendered_whole(fmt: str) -> None:
+    from dataclasses import replace
+
+    from aggregator.publish.render import RENDERERS, entry_blocks, render_page
+
+    third = replace(ITEMS[1], entry_id="urn:uuid:3", title="Third", language="en")
+    items = [ITEMS[0], third, ITEMS[1]]
+    meta = replace(META, current=META.self_urls, stylesheet="https://x.org/feed.xsl")
+    meta = replace(meta, updated_at=meta.updated(items))
+    whole = RENDERERS[fmt](meta, items)
+    old = RENDERERS[fmt](replace(META, title="old"), [ITEMS[1], ITEMS[0]])
+    kept = entry_blocks(fmt, old)
+    assert set(kept) == {ITEMS[0].entry_id, ITEMS[1].entry_id}
+    assert render_page(fmt, meta, items, kept) == whole
+    assert render_page(fmt, meta, items, {}) == whole
+    assert render_page(fmt, meta, [], {}) == RENDERERS[fmt](meta, [])
+    assert entry_blocks(fmt, b"not a feed") == {}

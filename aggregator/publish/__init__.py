@@ -263,18 +263,20 @@ def publish(
             and present(previous.get("files", {}).values())
         ):
             tasks.append(RenderTask(ref, last_place))
+        # Each page is kept as [hash of its entries, store revision it was rendered at].
         digests = store.archive_digests(key, page_size) if pages else {}
-        entry["pages"] = [
-            digests.get(n, "") + ("+next" if n < pages else "") for n in range(1, pages + 1)
-        ]
-        old_pages: list[str] = previous.get("pages", [])
-        stale = [
-            n
-            for n in range(1, pages + 1)
-            if n > len(old_pages)
-            or old_pages[n - 1] != entry["pages"][n - 1]
-            or not present(ref.archive_path(n, fmt) for fmt in formats)
-        ]
+        old_pages: list[list[Any]] = previous.get("pages", [])
+        entry["pages"] = []
+        stale: list[tuple[int, int | None]] = []
+        for n in range(1, pages + 1):
+            digest = digests.get(n, "") + ("+next" if n < pages else "")
+            old = old_pages[n - 1] if n <= len(old_pages) else None
+            if old and old[0] == digest and present(ref.archive_path(n, f) for f in formats):
+                entry["pages"].append(old)
+                continue
+            entry["pages"].append([digest, store_revision])
+            # its entries written since its file was rendered are rendered, the others copied
+            stale.append((n, old[1] if old else None))
         for i in range(0, len(stale), PAGES_PER_TASK):
             tasks.append(RenderTask(ref, last_place, tuple(stale[i : i + PAGES_PER_TASK])))
         new_manifest[key] = entry
@@ -347,7 +349,8 @@ class RenderTask:
     ref: FeedRef
     last_place: int
     """The last place given in the feed's archive (it decides how many pages there are)."""
-    pages: tuple[int, ...] = ()
+    pages: tuple[tuple[int, int | None], ...] = ()
+    """(page, store revision its file was rendered at, or None to render it all afresh)."""
 
 
 RenderDone = tuple[str, dict[str, Any], list[str]]
@@ -363,21 +366,27 @@ def _no_bodies(item: FeedItem) -> FeedItem:
 
 
 def _render_task(store: Store, config: Config, task: RenderTask, bodies: BodyLoader) -> RenderDone:
-    from aggregator.publish.render import RENDERERS  # feedgen and lxml load only to render
+    # feedgen and lxml load only to render
+    from aggregator.publish.render import RENDERERS, render_page
 
     ref = task.ref
     written: list[str] = []
     if task.pages:
         size = config.feeds.archive_page
         total = archive_pages(task.last_place, size)
-        for page in task.pages:
-            items = [bodies(i) for i in store.archive_items(ref.key, *page_places(page, size))]
+        for page, since in task.pages:
+            places = page_places(page, size)
+            items = store.archive_items(ref.key, *places)
+            changed = store.archive_changed(ref.key, *places, since) if since is not None else None
             meta = archive_meta(config, ref, page, total)
-            updated = meta.updated(items)
+            meta = replace(meta, updated_at=meta.updated(items))
             for fmt in config.feeds.formats:
-                rel = ref.archive_path(page, fmt)
-                if write_if_changed(config.output_dir / rel, RENDERERS[fmt](meta, items), updated):
-                    written.append(rel)
+                path = config.output_dir / ref.archive_path(page, fmt)
+                kept = _unchanged_blocks(path, fmt, changed)
+                page_items = [i if i.entry_id in kept else bodies(i) for i in items]
+                data = render_page(fmt, meta, page_items, kept)
+                if write_if_changed(path, data, meta.updated_at):
+                    written.append(ref.archive_path(page, fmt))
         return ref.key, {}, written
     items = [bodies(item) for item in store.feed_items(ref.key, config.feeds.entries)]
     meta = feed_meta(config, ref, task.last_place)
@@ -396,6 +405,20 @@ def _render_task(store: Store, config: Config, task: RenderTask, bodies: BodyLoa
         "files": files,
     }
     return ref.key, entry, written
+
+
+def _unchanged_blocks(path: Path, fmt: str, changed: set[str] | None) -> dict[str, bytes]:
+    """The entries of an archive page's old file that can be copied: all but those written
+    since it was rendered (`changed`; None: the file cannot be trusted, copy nothing)."""
+    from aggregator.publish.render import entry_blocks
+
+    if changed is None:
+        return {}
+    try:
+        old = path.read_bytes()
+    except OSError:
+        return {}
+    return {k: v for k, v in entry_blocks(fmt, old).items() if k not in changed}
 
 
 # Rendering is CPU-bound (feedgen builds an lxml tree per feed and format). With many tasks to

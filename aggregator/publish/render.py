@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -71,8 +72,13 @@ class FeedMeta:
     """format -> URL of the next archive page."""
     current: dict[str, str] | None = None
     """Set on archive pages only: format -> URL of the subscription document."""
+    updated_at: datetime | None = None
+    """The document's date when it is rendered in parts (`render_page`); else its newest
+    entry's."""
 
     def updated(self, items: list[FeedItem]) -> datetime:
+        if self.updated_at is not None:
+            return self.updated_at
         return max((i.updated for i in items), default=EMPTY_FEED_DATE)
 
     def links(self, fmt: str) -> list[tuple[str, str]]:
@@ -236,7 +242,12 @@ def render_rss(meta: FeedMeta, items: list[FeedItem]) -> bytes:
 
 def render_json(meta: FeedMeta, items: list[FeedItem]) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1). No library writes it well; it is a
-    plain JSON document, so it is built here."""
+    plain JSON document, so it is built here: exactly `json.dumps(feed, indent=2)`, written
+    item by item so that archive pages can reuse items (`render_page`)."""
+    return _json_document(meta, [_json_block(_json_item(item)) for item in items])
+
+
+def _json_document(meta: FeedMeta, blocks: list[bytes]) -> bytes:
     feed: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": meta.title,
@@ -257,8 +268,22 @@ def render_json(meta: FeedMeta, items: list[FeedItem]) -> bytes:
         archive["next_archive"] = meta.next_archive["json"]
     if archive:
         feed[FEED_EXTENSION] = {"about": RFC5005, **archive}
-    feed["items"] = [_json_item(item) for item in items]
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    feed["items"] = []
+    head = json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8")
+    if not blocks:
+        return head + b"\n"
+    assert head.endswith(_JSON_NO_ITEMS)
+    items = b"[\n" + b",\n".join(blocks) + b"\n  ]\n}\n"
+    return head[: -len(_JSON_NO_ITEMS)] + items
+
+
+_JSON_NO_ITEMS = b"[]\n}"
+
+
+def _json_block(item: dict[str, Any]) -> bytes:
+    """One item as `json.dumps(..., indent=2)` writes it inside the feed's `items` list."""
+    text = json.dumps(item, ensure_ascii=False, indent=2)
+    return ("    " + text.replace("\n", "\n    ")).encode("utf-8")
 
 
 def _json_item(item: FeedItem) -> dict[str, object]:
@@ -288,3 +313,60 @@ def _json_item(item: FeedItem) -> dict[str, object]:
 
 
 RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json}
+
+
+# ---- archive pages rendered in parts ---------------------------------------------------------
+#
+# An archive page is mostly entries that did not change since it was last written. Their
+# bytes do not depend on the rest of the document (lxml writes an element the same whatever
+# its neighbours; namespace prefixes are declared on the root, the same for every document),
+# so `render_page` copies them from the old file and renders only the others, with the
+# document's frame. The result is the same bytes as rendering every entry afresh (a test
+# checks), so machines sharing a store still publish identical files.
+
+_XML_ENTRY = {
+    "atom": re.compile(rb"^  <entry[ >].*?^  </entry>\n", re.M | re.S),
+    "rss": re.compile(rb"^    <item>\n.*?^    </item>\n", re.M | re.S),
+}
+_XML_ID = {
+    "atom": re.compile(rb"\A  <entry[^>]*>\n    <id>([^<]*)</id>"),
+    "rss": re.compile(rb'^      <guid isPermaLink="false">([^<]*)</guid>$', re.M),
+}
+_XML_END = {"atom": b"</feed>\n", "rss": b"  </channel>\n</rss>\n"}
+
+
+def entry_blocks(fmt: str, data: bytes) -> dict[str, bytes]:
+    """entry id -> the bytes of that entry in a document we rendered (empty when the document
+    is not in the expected shape)."""
+    if fmt == "json":
+        try:
+            items = json.loads(data)["items"]
+            return {str(item["id"]): _json_block(item) for item in items}
+        except (ValueError, KeyError, TypeError):
+            return {}
+    out: dict[str, bytes] = {}
+    for match in _XML_ENTRY[fmt].finditer(data):
+        block = match.group()
+        found = _XML_ID[fmt].search(block)
+        if found is None:
+            return {}
+        out[found.group(1).decode("utf-8")] = block
+    return out
+
+
+def render_page(fmt: str, meta: FeedMeta, items: list[FeedItem], kept: dict[str, bytes]) -> bytes:
+    """The document of `items` (in order), copying the bytes of the entries in `kept` (from
+    `entry_blocks` of the page's old file) and rendering the others; `meta.updated_at` must be
+    the date of the whole page."""
+    fresh = [i for i in items if i.entry_id not in kept]
+    if fmt == "json":
+        blocks = {i.entry_id: _json_block(_json_item(i)) for i in fresh}
+        return _json_document(meta, [blocks.get(i.entry_id) or kept[i.entry_id] for i in items])
+    rendered = RENDERERS[fmt](meta, fresh)
+    blocks = entry_blocks(fmt, rendered)
+    end = _XML_END[fmt]
+    first = _XML_ENTRY[fmt].search(rendered)
+    head = rendered[: first.start()] if first else rendered[: -len(end)]
+    assert rendered.endswith(end)
+    body = b"".join(blocks.get(i.entry_id) or kept[i.entry_id] for i in items)
+    return head + body + end

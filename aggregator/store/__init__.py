@@ -412,6 +412,18 @@ class Store:
         )
         return self._items(query)
 
+    def archive_changed(self, feed_key: str, first: int, last: int, since: int) -> set[str]:
+        """Ids of the entries placed `first`..`last` in a feed's archive that were written at a
+        store revision after `since`."""
+        ph = self.placeholder
+        sql = (
+            "SELECT e.entry_id FROM feed_members m JOIN entries e ON e.id = m.entry_pk "
+            f"WHERE m.feed_key = {ph} AND m.seq >= {ph} AND m.seq <= {ph} "
+            f"AND COALESCE(e.changed_revision, 0) > {ph}"
+        )
+        with self.reading() as conn:
+            return {r[0] for r in conn.exec_driver_sql(sql, (feed_key, first, last, since))}
+
     def archive_digests(self, feed_key: str, page_size: int) -> dict[int, str]:
         """page number -> a hash of what decides that archive page's entries (their ids,
         dates, sources, winning copies and content hashes; a cheap query: no bodies are

@@ -253,7 +253,7 @@ class Batch:
             self._run(f"DELETE FROM entries WHERE identity_key IN ({self._in(len(chunk))})", chunk)
         upserts = [i for i in changing if i.action != "removed"]
         if upserts:
-            self._join(upserts, self._upsert_entries(upserts, now))
+            self._join(upserts, self._upsert_entries(upserts, now, revision))
         self._many(
             "INSERT INTO feed_state (feed_key, revision) VALUES (?, ?) "
             "ON CONFLICT (feed_key) DO UPDATE SET revision = excluded.revision",
@@ -354,21 +354,24 @@ class Batch:
             sorted((f, pk) for pk, feeds in want.items() for f in feeds - have[pk]),
         )
 
-    def _upsert_entries(self, upserts: Sequence[EntryIntent], now: datetime) -> dict[str, int]:
+    def _upsert_entries(
+        self, upserts: Sequence[EntryIntent], now: datetime, revision: int
+    ) -> dict[str, int]:
         """Write entries and their tag and source links; returns identity key -> entry pk."""
         t = self.store.to_db_time
         first_seen = t(now)
         self._many(
             "INSERT INTO entries (identity_key, entry_id, version_id, source_key, source_name, "
-            "published, updated, content_hash, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "published, updated, content_hash, first_seen_at, changed_revision) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (identity_key) DO UPDATE SET version_id = excluded.version_id, "
             "source_key = excluded.source_key, source_name = excluded.source_name, "
             "published = excluded.published, updated = excluded.updated, "
-            "content_hash = excluded.content_hash",
+            "content_hash = excluded.content_hash, changed_revision = excluded.changed_revision",
             [
                 (
                     i.identity_key, i.entry_id, i.version_id, i.source_key, i.source_name,
-                    t(i.published), t(i.updated), i.content_hash, first_seen,
+                    t(i.published), t(i.updated), i.content_hash, first_seen, revision,
                 )
                 for i in upserts
             ],

@@ -164,6 +164,9 @@ class EntryRow(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
     content_hash: Mapped[str] = mapped_column(String(64))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_revision: Mapped[int | None] = mapped_column(BigInteger)
+    """0003: the store revision that last wrote this entry (NULL: before 0003). An archive page
+    rendered at a later revision holds it as it is now (see `publish`)."""
 
 
 class TagRow(Base):

@@ -1,4 +1,5 @@
-"""archive pages: each entry's fixed place in every feed it belongs to
+"""archive pages: each entry's fixed place in every feed it belongs to; the revision that
+last wrote each entry
 
 Revision ID: 0003
 Revises: 0002
@@ -30,6 +31,8 @@ _BACKFILL = (
 def upgrade() -> None:
     with op.batch_alter_table("feed_state") as batch:
         batch.add_column(sa.Column("last_seq", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("entries") as batch:
+        batch.add_column(sa.Column("changed_revision", sa.BigInteger(), nullable=True))
     op.create_table(
         "feed_members",
         sa.Column("feed_key", sa.Text(), nullable=False),
@@ -75,5 +78,7 @@ def downgrade() -> None:
     op.drop_table("feed_joins")
     op.drop_index(op.f("ix_feed_members_entry_pk"), table_name="feed_members")
     op.drop_table("feed_members")
+    with op.batch_alter_table("entries") as batch:
+        batch.drop_column("changed_revision")
     with op.batch_alter_table("feed_state") as batch:
         batch.drop_column("last_seq")
