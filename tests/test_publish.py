@@ -30,6 +30,13 @@ META = FeedMeta(
         "json": "https://feeds.example.org/source/%E8%81%94.json",
     },
     language="zh",
+    stylesheet="https://feeds.example.org/feed.xsl",
+    hub="https://hub.example.org/",
+    prev_archive={
+        "atom": "https://feeds.example.org/archive/source/%E8%81%94/4.atom",
+        "rss": "https://feeds.example.org/archive/source/%E8%81%94/4.rss",
+        "json": "https://feeds.example.org/archive/source/%E8%81%94/4.json",
+    },
 )
 ITEMS = [
     FeedItem(
@@ -81,7 +88,7 @@ def test_atom_golden_and_parsed_back() -> None:
     assert feed.version == "atom10"
     assert feed.feed.title == META.title
     assert feed.feed.updated == "2022-07-08T01:00:00+00:00"  # newest entry, not build time
-    assert [link.rel for link in feed.feed.links] == ["self", "alternate"]
+    assert [link.rel for link in feed.feed.links] == ["self", "hub", "prev-archive", "alternate"]
     first, second = feed.entries
     assert first.id == ITEMS[0].entry_id and first.title == ITEMS[0].title
     assert first.link == ITEMS[0].link

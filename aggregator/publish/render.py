@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -324,33 +323,54 @@ RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json}
 # document's frame. The result is the same bytes as rendering every entry afresh (a test
 # checks), so machines sharing a store still publish identical files.
 
-_XML_ENTRY = {
-    "atom": re.compile(rb"^  <entry[ >].*?^  </entry>\n", re.M | re.S),
-    "rss": re.compile(rb"^    <item>\n.*?^    </item>\n", re.M | re.S),
+# Where entries are in a document we rendered: each starts and ends a line with these bytes
+# (text is escaped, so they occur nowhere else at these indentations).
+_ENTRY = {
+    "atom": (b"\n  <entry", b"\n  </entry>\n"),
+    "rss": (b"\n    <item>\n", b"\n    </item>\n"),
+    "json": (b"\n    {\n", b"\n    }"),
 }
-_XML_ID = {
-    "atom": re.compile(rb"\A  <entry[^>]*>\n    <id>([^<]*)</id>"),
-    "rss": re.compile(rb'^      <guid isPermaLink="false">([^<]*)</guid>$', re.M),
+_ENTRY_ID = {
+    "atom": (b"\n    <id>", b"</id>\n"),
+    "rss": (b'\n      <guid isPermaLink="false">', b"</guid>\n"),
+    "json": (b'\n      "id": "', b'",\n'),
 }
 _XML_END = {"atom": b"</feed>\n", "rss": b"  </channel>\n</rss>\n"}
+
+
+def _spans(fmt: str, data: bytes) -> list[tuple[int, int]] | None:
+    """(start, end) of each entry of a document we rendered; None if it is not in shape."""
+    start_mark, end_mark = _ENTRY[fmt]
+    spans: list[tuple[int, int]] = []
+    # JSON: other lists of objects (`hubs`) come before the items, at the same indentation
+    pos = data.find(start_mark, data.find(b'\n  "items": [') if fmt == "json" else 0)
+    while pos >= 0:
+        end = data.find(end_mark, pos)
+        if end < 0:
+            return None
+        end += len(end_mark)
+        spans.append((pos + 1, end))
+        pos = data.find(start_mark, end - 1)
+    return spans
 
 
 def entry_blocks(fmt: str, data: bytes) -> dict[str, bytes]:
     """entry id -> the bytes of that entry in a document we rendered (empty when the document
     is not in the expected shape)."""
-    if fmt == "json":
-        try:
-            items = json.loads(data)["items"]
-            return {str(item["id"]): _json_block(item) for item in items}
-        except (ValueError, KeyError, TypeError):
-            return {}
+    spans = _spans(fmt, data)
+    if not spans:
+        return {}
+    id_start, id_end = _ENTRY_ID[fmt]
     out: dict[str, bytes] = {}
-    for match in _XML_ENTRY[fmt].finditer(data):
-        block = match.group()
-        found = _XML_ID[fmt].search(block)
-        if found is None:
+    for start, end in spans:
+        at = data.find(id_start, start, end)
+        if at < 0:
             return {}
-        out[found.group(1).decode("utf-8")] = block
+        at += len(id_start)
+        stop = data.find(id_end, at, end)
+        if stop < 0:
+            return {}
+        out[data[at:stop].decode("utf-8")] = data[start:end]
     return out
 
 
@@ -359,14 +379,16 @@ def render_page(fmt: str, meta: FeedMeta, items: list[FeedItem], kept: dict[str,
     `entry_blocks` of the page's old file) and rendering the others; `meta.updated_at` must be
     the date of the whole page."""
     fresh = [i for i in items if i.entry_id not in kept]
+    if len(fresh) == len(items):
+        return RENDERERS[fmt](meta, items)
     if fmt == "json":
         blocks = {i.entry_id: _json_block(_json_item(i)) for i in fresh}
         return _json_document(meta, [blocks.get(i.entry_id) or kept[i.entry_id] for i in items])
     rendered = RENDERERS[fmt](meta, fresh)
     blocks = entry_blocks(fmt, rendered)
     end = _XML_END[fmt]
-    first = _XML_ENTRY[fmt].search(rendered)
-    head = rendered[: first.start()] if first else rendered[: -len(end)]
     assert rendered.endswith(end)
+    spans = _spans(fmt, rendered)
+    head = rendered[: spans[0][0]] if spans else rendered[: -len(end)]
     body = b"".join(blocks.get(i.entry_id) or kept[i.entry_id] for i in items)
     return head + body + end
