@@ -271,6 +271,8 @@ def publish(
         for n in range(1, pages + 1):
             digest = digests.get(n, "") + ("+next" if n < pages else "")
             old = old_pages[n - 1] if n <= len(old_pages) else None
+            if not (isinstance(old, list) and len(old) == 2 and isinstance(old[1], int)):
+                old = None  # not a page this version wrote: render it all
             if old and old[0] == digest and present(ref.archive_path(n, f) for f in formats):
                 entry["pages"].append(old)
                 continue
@@ -457,15 +459,22 @@ def _render_all(
     chunks = [tasks[i : i + 8] for i in range(0, total, 8)]
     context = multiprocessing.get_context("fork")
     done = 0
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(config, bodies)
-    ) as pool:
+    )
+    try:
         for results in pool.map(_render_chunk, chunks):
             for item in results:
                 done += 1
                 yield item
                 if progress:
                     progress(done, total)
+    except BaseException:
+        # Ctrl-C, or a failed task: the chunks not started yet are dropped, not waited for
+        # (with archive pages there can be thousands).
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _listed_from_manifest(key: str, entry: dict[str, Any]) -> Listed:
