@@ -180,18 +180,28 @@ def decide_pending(store: Store, now: datetime, report: SyncReport | None = None
     Deciding only after every copy is stored makes the result independent of batch
     boundaries and of interruptions: two copies of one article met in the same run are
     merged as one new entry, never as an entry and an update to it.
+
+    Entries that joined feeds get their places in the feeds' archives when the last batch is
+    written, all at once (see `Batch.place_joined`), so those places do not depend on batch
+    boundaries either.
     """
     while True:
         with store.transaction() as tx:
             keys = tx.take_pending(DECIDE_BATCH)
             if not keys:
+                # nothing left to decide: place what an interrupted run left waiting
+                tx.place_joined()
                 return
             stored_versions, stored_entries = tx.decision_state(keys)
             intents = decide_entries(keys, stored_versions, stored_entries, now)
-            tx.apply(intents, now)
+            last = len(keys) < DECIDE_BATCH
+            if tx.apply(intents, now, place=last) is None and last:
+                tx.place_joined()
             tx.clear_pending(keys)
         if report is not None:
             report.count(intents)
+        if last:
+            return
 
 
 def write_batch(

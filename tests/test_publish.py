@@ -30,6 +30,13 @@ META = FeedMeta(
         "json": "https://feeds.example.org/source/%E8%81%94.json",
     },
     language="zh",
+    stylesheet="https://feeds.example.org/feed.xsl",
+    hub="https://hub.example.org/",
+    prev_archive={
+        "atom": "https://feeds.example.org/archive/source/%E8%81%94/4.atom",
+        "rss": "https://feeds.example.org/archive/source/%E8%81%94/4.rss",
+        "json": "https://feeds.example.org/archive/source/%E8%81%94/4.json",
+    },
 )
 ITEMS = [
     FeedItem(
@@ -81,7 +88,7 @@ def test_atom_golden_and_parsed_back() -> None:
     assert feed.version == "atom10"
     assert feed.feed.title == META.title
     assert feed.feed.updated == "2022-07-08T01:00:00+00:00"  # newest entry, not build time
-    assert [link.rel for link in feed.feed.links] == ["self", "alternate"]
+    assert [link.rel for link in feed.feed.links] == ["self", "hub", "prev-archive", "alternate"]
     first, second = feed.entries
     assert first.id == ITEMS[0].entry_id and first.title == ITEMS[0].title
     assert first.link == ITEMS[0].link
@@ -226,3 +233,23 @@ def test_a_write_interrupted_by_a_kill_leaves_nothing_behind_after_the_next_publ
         publish(store, config)
     assert not leftover.exists()
     assert (tmp_path / "public" / "all.atom").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_a_page_rendered_in_parts_is_the_page_rendered_whole(fmt: str) -> None:
+    from dataclasses import replace
+
+    from aggregator.publish.render import RENDERERS, entry_blocks, render_page
+
+    third = replace(ITEMS[1], entry_id="urn:uuid:3", title="Third", language="en")
+    items = [ITEMS[0], third, ITEMS[1]]
+    meta = replace(META, current=META.self_urls, stylesheet="https://x.org/feed.xsl")
+    meta = replace(meta, updated_at=meta.updated(items))
+    whole = RENDERERS[fmt](meta, items)
+    old = RENDERERS[fmt](replace(META, title="old"), [ITEMS[1], ITEMS[0]])
+    kept = entry_blocks(fmt, old)
+    assert set(kept) == {ITEMS[0].entry_id, ITEMS[1].entry_id}
+    assert render_page(fmt, meta, items, kept) == whole
+    assert render_page(fmt, meta, items, {}) == whole
+    assert render_page(fmt, meta, [], {}) == RENDERERS[fmt](meta, [])
+    assert entry_blocks(fmt, b"not a feed") == {}

@@ -7,7 +7,14 @@ nothing changed writes nothing and every HTTP validator stays valid.
 Work is skipped where the store says nothing changed: the store keeps, per feed, the revision
 of the last change to its entries, and the output folder keeps a manifest of the revisions it
 was rendered from. Only feeds whose revision moved (or whose files are missing, or whose
-settings changed) are rendered again.
+settings changed) are looked at again; of those, only the documents whose entries changed
+are rendered: the subscription document when its newest entries (or its newest archive page)
+changed, an archive page when its own entries (or whether a next page exists) changed, each
+told by a cheap hash of the entries' ids, dates and content hashes kept in the manifest.
+
+Every file's modification time is set to the date of its content (a feed's `updated`; for
+`index.html` and `feeds.opml` the newest feed's; a fixed date for `feed.xsl`), so every
+machine publishing the same store serves the same `Last-Modified`.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ import multiprocessing
 import os
 import signal
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +37,15 @@ from aggregator import __version__
 from aggregator.config import Config
 from aggregator.errors import PublishError
 from aggregator.normalise.dates import iso
-from aggregator.publish.plan import FeedRef, feed_ref, sort_key
+from aggregator.publish.plan import (
+    EMPTY_FEED_DATE,
+    STYLESHEET,
+    FeedRef,
+    archive_pages,
+    feed_ref,
+    page_places,
+    sort_key,
+)
 from aggregator.publish.site import Listed, render_index, render_opml
 from aggregator.store import Store
 from aggregator.types import FeedItem
@@ -41,6 +57,13 @@ MANIFEST = ".aggregator-manifest.json"
 TEMP_PREFIX = ".tmp-aggregator-"
 INDEX = "index.html"
 OPML = "feeds.opml"
+LAYOUT = 2
+"""Version of what the renderers write; a new one renders every feed again (2: archive pages,
+hub links, xml-stylesheet)."""
+STYLESHEET_DATE = datetime(2026, 11, 22, tzinfo=UTC)
+"""Modification time of `feed.xsl`: move it whenever `feed.xsl` changes."""
+PAGES_PER_TASK = 4
+"""Archive pages rendered by one task (tasks are shared among worker processes)."""
 
 
 @dataclass
@@ -49,7 +72,8 @@ class PublishResult:
     """Files whose bytes changed (relative paths)."""
     removed: list[str] = field(default_factory=list)
     rendered: int = 0
-    """Feeds rendered (a rendered feed whose bytes did not change is not written)."""
+    """Feeds rendered, wholly or in part (a rendered file whose bytes did not change is not
+    written)."""
     feeds: list[Listed] = field(default_factory=list)
 
 
@@ -57,6 +81,7 @@ def config_fingerprint(config: Config) -> str:
     """Everything besides the store that changes published bytes."""
     settings = {
         "version": __version__,
+        "layout": LAYOUT,
         "site": config.site.model_dump(),
         "feeds": config.feeds.model_dump(mode="json"),
         "websub": config.websub.model_dump(mode="json"),
@@ -73,10 +98,16 @@ def read_manifest(output: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Write `data` atomically unless the file already holds exactly these bytes."""
+def write_if_changed(path: Path, data: bytes, mtime: datetime | None = None) -> bool:
+    """Write `data` atomically unless the file already holds exactly these bytes. With
+    `mtime`, the file's modification time is set to it (also when the bytes were already
+    there but the time was not)."""
+    ns = None if mtime is None else int(mtime.timestamp()) * 1_000_000_000
     try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
+        st = path.stat()
+        if st.st_size == len(data) and path.read_bytes() == data:
+            if ns is not None and st.st_mtime_ns != ns:
+                os.utime(path, ns=(ns, ns))
             return False
     except FileNotFoundError:
         pass
@@ -89,6 +120,8 @@ def write_if_changed(path: Path, data: bytes) -> bool:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.chmod(tmp, 0o644)
+            if ns is not None:
+                os.utime(tmp, ns=(ns, ns))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -98,7 +131,14 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def feed_meta(config: Config, ref: FeedRef) -> FeedMeta:
+def stylesheet() -> bytes:
+    """The XSLT that shows Atom and RSS files as a page in a browser (package data)."""
+    return (package_files("aggregator.publish") / STYLESHEET).read_bytes()
+
+
+def feed_meta(config: Config, ref: FeedRef, last_place: int) -> FeedMeta:
+    """What the subscription document of a feed says about itself; `last_place` is the last
+    place given in its archive (it decides the newest archive page, which it links to)."""
     from aggregator.publish.render import FeedMeta
 
     site = config.site
@@ -110,12 +150,37 @@ def feed_meta(config: Config, ref: FeedRef) -> FeedMeta:
     else:
         title = f"#{ref.name} · {site.title}"
         description = f"Articles tagged {ref.name}"
+    formats = config.feeds.formats
+    pages = archive_pages(last_place, config.feeds.archive_page)
     return FeedMeta(
         title=title,
         description=description,
         home_url=site.base_url,
-        self_urls={fmt: ref.url(site.base_url, fmt) for fmt in config.feeds.formats},
+        self_urls={fmt: ref.url(site.base_url, fmt) for fmt in formats},
         language=site.language,
+        stylesheet=site.base_url + STYLESHEET,
+        hub=config.websub.hub,
+        prev_archive=(
+            {fmt: ref.archive_url(site.base_url, pages, fmt) for fmt in formats} if pages else None
+        ),
+    )
+
+
+def archive_meta(config: Config, ref: FeedRef, page: int, pages: int) -> FeedMeta:
+    """What archive page `page` of `pages` says about itself (see `plan`)."""
+    base, formats = config.site.base_url, config.feeds.formats
+    feed = feed_meta(config, ref, 0)
+
+    def urls(n: int) -> dict[str, str]:
+        return {fmt: ref.archive_url(base, n, fmt) for fmt in formats}
+
+    return replace(
+        feed,
+        self_urls=urls(page),
+        hub=None,
+        current=feed.self_urls,
+        prev_archive=urls(page - 1) if page > 1 else None,
+        next_archive=urls(page + 1) if page < pages else None,
     )
 
 
@@ -137,6 +202,7 @@ def publish(
     except OSError as exc:
         raise PublishError(f"{output}: cannot create the output folder ({exc.strerror})") from None
     formats = config.feeds.formats
+    page_size = config.feeds.archive_page
     settings = config_fingerprint(config)
     manifest = {} if force else read_manifest(output)
     same_settings = manifest.get("settings") == settings
@@ -144,17 +210,17 @@ def publish(
     # Read revisions before any data: a change committed while we render is then seen as
     # newer than what we rendered, and picked up by the next run.
     store_revision = store.revision()
-    revisions = store.feed_revisions()
+    states = store.feed_states()
     result = PublishResult()
 
-    def present(entry: dict[str, Any]) -> bool:
-        return all((output / p).is_file() for p in entry.get("files", {}).values())
+    def present(rels: Iterable[str]) -> bool:
+        return all(os.path.isfile(output / rel) for rel in rels)
 
     if (
         same_settings
         and manifest.get("store_revision") == store_revision
-        and all(present(e) for e in old_feeds.values())
-        and all((output / name).is_file() for name in (INDEX, OPML))
+        and all(present(files_of(k, e)) for k, e in old_feeds.items())
+        and present([INDEX, OPML, STYLESHEET])
     ):
         result.feeds = sorted(
             (_listed_from_manifest(k, v) for k, v in old_feeds.items()),
@@ -174,48 +240,79 @@ def publish(
     for key, (name, entries) in sorted(counts.items()):
         ref = feed_ref(key, config.site.title if key == "all" else name)
         previous: dict[str, Any] = old_feeds.get(key) or {}
-        revision = revisions.get(key, 0)
-        reusable = (
-            bool(previous)
-            and previous.get("name") == ref.name
+        if previous.get("name") != ref.name:
+            previous = {}
+        revision, last_place = states.get(key, (0, 0))
+        pages = archive_pages(last_place, page_size)
+        if (
+            previous
+            and previous.get("revision") == revision
             and previous.get("entries") == entries
-            and present(previous)
-        )
-        if reusable and previous.get("revision") == revision:
+            and len(previous.get("pages", ())) == pages
+            and present(files_of(key, previous))
+        ):
             new_manifest[key] = previous
             continue
-        # Its entries changed, but perhaps none of its newest: a cheap fingerprint of those
-        # says whether the rendered bytes can differ at all.
-        newest = store.feed_fingerprint(key, config.feeds.entries)
-        if reusable and previous.get("fingerprint") == newest:
-            new_manifest[key] = {**previous, "revision": revision}
-        else:
-            tasks.append(RenderTask(ref, revision, entries, newest))
-    loader = bodies or _no_bodies
-    for key, entry, written in _render_all(store, config, tasks, workers, progress, loader):
+        # Its entries changed, but perhaps none of its newest, nor any of some archive
+        # pages: cheap fingerprints of those say which documents' bytes can differ at all.
+        newest = f"{store.feed_fingerprint(key, config.feeds.entries)}/{pages}"
+        entry = {**previous, "revision": revision, "entries": entries, "fingerprint": newest}
+        if not (
+            previous.get("fingerprint") == newest
+            and previous.get("entries") == entries
+            and present(previous.get("files", {}).values())
+        ):
+            tasks.append(RenderTask(ref, last_place))
+        # Each page is kept as [hash of its entries, store revision it was rendered at].
+        digests = store.archive_digests(key, page_size) if pages else {}
+        old_pages: list[list[Any]] = previous.get("pages", [])
+        entry["pages"] = []
+        stale: list[tuple[int, int | None]] = []
+        for n in range(1, pages + 1):
+            digest = digests.get(n, "") + ("+next" if n < pages else "")
+            old = old_pages[n - 1] if n <= len(old_pages) else None
+            if not (isinstance(old, list) and len(old) == 2 and isinstance(old[1], int)):
+                old = None  # not a page this version wrote: render it all
+            if old and old[0] == digest and present(ref.archive_path(n, f) for f in formats):
+                entry["pages"].append(old)
+                continue
+            entry["pages"].append([digest, store_revision])
+            # its entries written since its file was rendered are rendered, the others copied
+            stale.append((n, old[1] if old else None))
+        for i in range(0, len(stale), PAGES_PER_TASK):
+            tasks.append(RenderTask(ref, last_place, tuple(stale[i : i + PAGES_PER_TASK])))
         new_manifest[key] = entry
+    loader = bodies or _no_bodies
+    touched: set[str] = set()
+    for key, part, written in _render_all(store, config, tasks, workers, progress, loader):
+        new_manifest[key].update(part)
         result.written.extend(written)
-        result.rendered += 1
+        touched.add(key)
+    result.rendered = len(touched)
 
-    # Files published before and not now (a feed left empty, a format no longer configured)
-    # are removed, whatever settings they were written with.
-    kept = {rel for entry in new_manifest.values() for rel in entry["files"].values()}
-    for entry in manifest.get("feeds", {}).values():
-        for rel in entry.get("files", {}).values():
+    # Files published before and not now (a feed left empty, a format no longer configured,
+    # archives turned off) are removed, whatever settings they were written with.
+    kept = {rel for key, entry in new_manifest.items() for rel in files_of(key, entry)}
+    for key, entry in manifest.get("feeds", {}).items():
+        for rel in files_of(key, entry):
             if rel not in kept and (output / rel).is_file():
                 (output / rel).unlink()
                 result.removed.append(rel)
+                _remove_empty_folders((output / rel).parent, output)
 
     listed = sorted(
         (_listed_from_manifest(k, v) for k, v in new_manifest.items()),
         key=lambda f: sort_key(f.ref),
     )
     site = config.site
-    for name, data in (
-        (INDEX, render_index(site.title, site.description, site.base_url, formats, listed)),
-        (OPML, render_opml(site.title, site.base_url, formats, listed)),
-    ):
-        if write_if_changed(output / name, data):
+    newest_update = max((f.updated for f in listed), default=EMPTY_FEED_DATE)
+    for name, data, mtime in (
+        (INDEX, render_index(site.title, site.description, site.base_url, formats, listed),
+         newest_update),
+        (OPML, render_opml(site.title, site.base_url, formats, listed), newest_update),
+        (STYLESHEET, stylesheet(), STYLESHEET_DATE),
+    ):  # fmt: skip
+        if write_if_changed(output / name, data, mtime):
             result.written.append(name)
     blob = json.dumps(
         {"settings": settings, "store_revision": store_revision, "feeds": new_manifest},
@@ -227,16 +324,39 @@ def publish(
     return result
 
 
+def files_of(key: str, entry: dict[str, Any]) -> list[str]:
+    """Every file a feed's manifest entry says it published: its subscription documents and
+    its archive pages, in each format."""
+    out = list(entry.get("files", {}).values())
+    pages = len(entry.get("pages", ()))
+    if pages:
+        ref = feed_ref(key, entry.get("name", ""))
+        out.extend(ref.archive_path(n, fmt) for fmt in entry["files"] for n in range(1, pages + 1))
+    return out
+
+
+def _remove_empty_folders(folder: Path, output: Path) -> None:
+    while folder != output and output in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone)
+            return
+        folder = folder.parent
+
+
 @dataclass(frozen=True, slots=True)
 class RenderTask:
+    """Render a feed's subscription documents (no `pages`) or some of its archive pages."""
+
     ref: FeedRef
-    revision: int
-    entries: int
-    fingerprint: str
+    last_place: int
+    """The last place given in the feed's archive (it decides how many pages there are)."""
+    pages: tuple[tuple[int, int | None], ...] = ()
+    """(page, store revision its file was rendered at, or None to render it all afresh)."""
 
 
 RenderDone = tuple[str, dict[str, Any], list[str]]
-"""(feed key, manifest entry, files written)"""
+"""(feed key, what to record in its manifest entry, files written)"""
 
 
 BodyLoader = Callable[[FeedItem], FeedItem]
@@ -247,33 +367,63 @@ def _no_bodies(item: FeedItem) -> FeedItem:
     return item
 
 
-def _render_feed(store: Store, config: Config, task: RenderTask, bodies: BodyLoader) -> RenderDone:
-    from aggregator.publish.render import RENDERERS  # feedgen and lxml load only to render
+def _render_task(store: Store, config: Config, task: RenderTask, bodies: BodyLoader) -> RenderDone:
+    # feedgen and lxml load only to render
+    from aggregator.publish.render import RENDERERS, render_page
 
     ref = task.ref
-    items = [bodies(item) for item in store.feed_items(ref.key, config.feeds.entries)]
-    meta = feed_meta(config, ref)
-    files: dict[str, str] = {}
     written: list[str] = []
+    if task.pages:
+        size = config.feeds.archive_page
+        total = archive_pages(task.last_place, size)
+        for page, since in task.pages:
+            places = page_places(page, size)
+            items = store.archive_items(ref.key, *places)
+            changed = store.archive_changed(ref.key, *places, since) if since is not None else None
+            meta = archive_meta(config, ref, page, total)
+            meta = replace(meta, updated_at=meta.updated(items))
+            for fmt in config.feeds.formats:
+                path = config.output_dir / ref.archive_path(page, fmt)
+                kept = _unchanged_blocks(path, fmt, changed)
+                page_items = [i if i.entry_id in kept else bodies(i) for i in items]
+                data = render_page(fmt, meta, page_items, kept)
+                if write_if_changed(path, data, meta.updated_at):
+                    written.append(ref.archive_path(page, fmt))
+        return ref.key, {}, written
+    items = [bodies(item) for item in store.feed_items(ref.key, config.feeds.entries)]
+    meta = feed_meta(config, ref, task.last_place)
+    updated = meta.updated(items)
+    files: dict[str, str] = {}
     for fmt in config.feeds.formats:
         rel = ref.path(fmt)
         files[fmt] = rel
-        if write_if_changed(config.output_dir / rel, RENDERERS[fmt](meta, items)):
+        if write_if_changed(config.output_dir / rel, RENDERERS[fmt](meta, items), updated):
             written.append(rel)
     entry = {
         "kind": ref.kind,
         "name": ref.name,
         "title": meta.title,
-        "revision": task.revision,
-        "fingerprint": task.fingerprint,
-        "entries": task.entries,
-        "updated": iso(meta.updated(items)),
+        "updated": iso(updated),
         "files": files,
     }
     return ref.key, entry, written
 
 
-# Rendering is CPU-bound (feedgen builds an lxml tree per feed and format). With many feeds to
+def _unchanged_blocks(path: Path, fmt: str, changed: set[str] | None) -> dict[str, bytes]:
+    """The entries of an archive page's old file that can be copied: all but those written
+    since it was rendered (`changed`; None: the file cannot be trusted, copy nothing)."""
+    from aggregator.publish.render import entry_blocks
+
+    if changed is None:
+        return {}
+    try:
+        old = path.read_bytes()
+    except OSError:
+        return {}
+    return {k: v for k, v in entry_blocks(fmt, old).items() if k not in changed}
+
+
+# Rendering is CPU-bound (feedgen builds an lxml tree per feed and format). With many tasks to
 # render, forked worker processes share the work; each opens its own database connection.
 PARALLEL_MIN = 24
 _worker: tuple[Store, Config, BodyLoader] | None = None
@@ -288,7 +438,7 @@ def _init_worker(config: Config, bodies: BodyLoader) -> None:
 def _render_chunk(tasks: list[RenderTask]) -> list[RenderDone]:
     assert _worker is not None
     store, config, bodies = _worker
-    return [_render_feed(store, config, task, bodies) for task in tasks]
+    return [_render_task(store, config, task, bodies) for task in tasks]
 
 
 def _render_all(
@@ -302,22 +452,29 @@ def _render_all(
     total = len(tasks)
     if workers <= 1 or total < PARALLEL_MIN:
         for done, task in enumerate(tasks, start=1):
-            yield _render_feed(store, config, task, bodies)
+            yield _render_task(store, config, task, bodies)
             if progress:
                 progress(done, total)
         return
     chunks = [tasks[i : i + 8] for i in range(0, total, 8)]
     context = multiprocessing.get_context("fork")
     done = 0
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(config, bodies)
-    ) as pool:
+    )
+    try:
         for results in pool.map(_render_chunk, chunks):
             for item in results:
                 done += 1
                 yield item
                 if progress:
                     progress(done, total)
+    except BaseException:
+        # Ctrl-C, or a failed task: the chunks not started yet are dropped, not waited for
+        # (with archive pages there can be thousands).
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _listed_from_manifest(key: str, entry: dict[str, Any]) -> Listed:

@@ -2,10 +2,25 @@
 
 Layout of the output folder:
 
-    index.html  feeds.opml
+    index.html  feeds.opml  feed.xsl
     all.atom  all.rss  all.json
     source/<slug>.atom …        one feed per source
     tag/<slug>.atom …           one feed per tag
+    archive/all/<n>.atom …      archive pages (RFC 5005) of each feed, n = 1, 2, …
+    archive/source/<slug>/<n>.atom …
+    archive/tag/<slug>/<n>.atom …
+
+Archive pages. Every entry of a feed has a fixed place in it, counted from 1 in the order
+entries joined the feed (see `store.models.FeedMemberRow`); page n holds places
+(n-1)*size+1 .. n*size, where size is `feeds.archive_page`, newest published first within the
+page. A feed whose last place given is L has pages 1 .. L//size+1: all full but the last,
+which holds 0 .. size-1 entries, so a page is full before the next one exists and never needs a
+`next-archive` link added later. Entries that left the feed leave gaps (a page may hold fewer
+entries than its places). The subscription document (`all.atom`) links `prev-archive` to the
+last page; page n links `current` to the subscription document, `prev-archive` to page n-1
+(from page 2) and `next-archive` to page n+1 (up to the last but one) and is marked
+`<fh:archive/>`. Archive folders sit apart from the feeds so a web server can serve them with
+long cache lifetimes: a full page changes only when one of its entries is edited or removed.
 
 A slug is the normalised name itself whenever that is a safe file name (`联合早报`, `covid-19`),
 so URLs stay readable and stable; a name that had to be changed to be safe (spaces, slashes,
@@ -31,6 +46,9 @@ MEDIA_TYPE = {
     "json": "application/feed+json",
 }
 FOLDER = {"source": "source", "tag": "tag"}
+ARCHIVE_FOLDER = "archive"
+STYLESHEET = "feed.xsl"
+"""The XSLT that lets a browser show an Atom or RSS file as a page (written beside index.html)."""
 MAX_SLUG = 60
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\%?#<>:\"|*\s]+")
 
@@ -50,6 +68,23 @@ class FeedRef:
 
     def url(self, base_url: str, fmt: str) -> str:
         return base_url + quote(self.path(fmt), safe="/")
+
+    def archive_path(self, page: int, fmt: str) -> str:
+        return f"{ARCHIVE_FOLDER}/{self.stem}/{page}{FORMAT_SUFFIX[fmt]}"
+
+    def archive_url(self, base_url: str, page: int, fmt: str) -> str:
+        return base_url + quote(self.archive_path(page, fmt), safe="/")
+
+
+def archive_pages(last_place: int, page_size: int) -> int:
+    """How many archive pages a feed has whose last place given is `last_place`: enough
+    that the last one is never full (see module docstring); none when archives are off."""
+    return last_place // page_size + 1 if page_size > 0 else 0
+
+
+def page_places(page: int, page_size: int) -> tuple[int, int]:
+    """The first and last place of archive page `page`."""
+    return (page - 1) * page_size + 1, page * page_size
 
 
 def slug(key: str) -> str:

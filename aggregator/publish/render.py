@@ -7,7 +7,19 @@ validators and feed readers see nothing new when nothing changed. Dates come fro
 feedgen quirks handled here (PITFALLS.md): entries are appended in order (its default prepends);
 dates are always set explicitly (its default is "now"); one FeedGenerator per format; Atom entry
 links lose `rel`, `type` and `length` in feedgen 1.0, so enclosures, media thumbnails and
-`xml:lang` are added by a small extension instead.
+`xml:lang` are added by a small extension instead; so are the `atom:link`s of RSS feeds
+besides `self`, which feedgen drops.
+
+Links between documents: `hub` (WebSub) on subscription documents when a hub is configured;
+RFC 5005 `prev-archive` from a subscription document to its newest archive page, and on archive
+pages `current`, `prev-archive`, `next-archive` and `<fh:archive/>`. JSON Feed has no archive
+links of its own: they go in an extension object (`FEED_EXTENSION`), as its spec provides:
+
+    "_rfc5005": {"about": "https://www.rfc-editor.org/rfc/rfc5005", "archive": true,
+                 "current": URL, "prev_archive": URL, "next_archive": URL}
+
+(a subscription document carries only `about` and `prev_archive`). Atom and RSS documents start
+with an `xml-stylesheet` instruction naming `feed.xsl`, so browsers show them as a page.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import json
 import mimetypes
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 from typing import Any
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -30,7 +43,11 @@ from aggregator.types import FeedItem
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 ATOM_NS = "http://www.w3.org/2005/Atom"
+FH_NS = "http://purl.org/syndication/history/1.0"
 GENERATOR = ("aggregator", __version__)
+FEED_EXTENSION = "_rfc5005"
+"""The JSON Feed extension object holding archive links (see module docstring)."""
+RFC5005 = "https://www.rfc-editor.org/rfc/rfc5005"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +61,38 @@ class FeedMeta:
     self_urls: dict[str, str]
     """format -> absolute URL of this feed in that format."""
     language: str | None
+    stylesheet: str | None = None
+    """URL of the XSLT named by Atom and RSS documents' `xml-stylesheet` instruction."""
+    hub: str | None = None
+    """WebSub hub to link to (subscription documents only)."""
+    prev_archive: dict[str, str] | None = None
+    """format -> URL of the previous (for a subscription document, the newest) archive page."""
+    next_archive: dict[str, str] | None = None
+    """format -> URL of the next archive page."""
+    current: dict[str, str] | None = None
+    """Set on archive pages only: format -> URL of the subscription document."""
+    updated_at: datetime | None = None
+    """The document's date when it is rendered in parts (`render_page`); else its newest
+    entry's."""
 
     def updated(self, items: list[FeedItem]) -> datetime:
+        if self.updated_at is not None:
+            return self.updated_at
         return max((i.updated for i in items), default=EMPTY_FEED_DATE)
+
+    def links(self, fmt: str) -> list[tuple[str, str]]:
+        """(rel, href) of the links besides `self` and `alternate`, in document order."""
+        out: list[tuple[str, str]] = []
+        if self.hub:
+            out.append(("hub", self.hub))
+        for rel, urls in (
+            ("current", self.current),
+            ("prev-archive", self.prev_archive),
+            ("next-archive", self.next_archive),
+        ):
+            if urls:
+                out.append((rel, urls[fmt]))
+        return out
 
 
 def image_type(url: str) -> str:
@@ -54,14 +100,30 @@ def image_type(url: str) -> str:
     return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
 
 
-class _Namespaces(BaseExtension):
+class _FeedExtras(BaseExtension):
+    """Feed-level additions: namespaces, the RSS `atom:link`s feedgen drops, `fh:archive`."""
+
+    meta: FeedMeta | None = None
+
     def extend_ns(self) -> dict[str, str]:
+        if self.meta is not None and self.meta.current:
+            return {"media": MEDIA_NS, "fh": FH_NS}
         return {"media": MEDIA_NS}
 
-    def extend_atom(self, feed: object) -> object:
+    def extend_atom(self, feed: Any) -> Any:
+        if self.meta is not None and self.meta.current:
+            xml_elem(f"{{{FH_NS}}}archive", feed)
         return feed
 
-    def extend_rss(self, feed: object) -> object:
+    def extend_rss(self, feed: Any) -> Any:
+        meta = self.meta
+        if meta is None:
+            return feed
+        channel = feed[0]
+        for rel, href in meta.links("rss"):
+            xml_elem(f"{{{ATOM_NS}}}link", channel, href=href, rel=rel)
+        if meta.current:
+            xml_elem(f"{{{FH_NS}}}archive", channel)
         return feed
 
 
@@ -107,14 +169,19 @@ class _Extras(BaseEntryExtension):
 
 def _generator(meta: FeedMeta, items: list[FeedItem], fmt: str) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.register_extension("agg", _Namespaces, _Extras)
+    fg.register_extension("agg", _FeedExtras, _Extras)
+    fg.agg.meta = meta
     if fmt == "rss":
         fg.load_extension("dc", atom=False, rss=True)  # RSS <author> must be an e-mail address
     self_url = meta.self_urls[fmt]
-    fg.id(self_url)
+    # An archive page is part of the feed whose subscription document it names as current.
+    fg.id(meta.current[fmt] if meta.current else self_url)
     fg.title(meta.title)
     fg.subtitle(meta.description)
     fg.link(href=self_url, rel="self")
+    if fmt == "atom":
+        for rel, href in meta.links(fmt):
+            fg.link(href=href, rel=rel)
     fg.link(href=meta.home_url, rel="alternate")  # last: RSS <link> is the last link added
     fg.generator(*GENERATOR, uri="https://pypi.org/project/aggregator/")
     if meta.language:
@@ -153,17 +220,33 @@ def _generator(meta: FeedMeta, items: list[FeedItem], fmt: str) -> FeedGenerator
     return fg
 
 
+def _with_stylesheet(data: bytes, href: str | None) -> bytes:
+    """The document with an `xml-stylesheet` instruction after its XML declaration."""
+    if not href:
+        return data
+    declaration, newline, rest = data.partition(b"\n")
+    instruction = f'<?xml-stylesheet type="text/xsl" href="{escape(href)}"?>'
+    return declaration + newline + instruction.encode("utf-8") + b"\n" + rest
+
+
 def render_atom(meta: FeedMeta, items: list[FeedItem]) -> bytes:
-    return bytes(_generator(meta, items, "atom").atom_str(pretty=True, encoding="UTF-8"))
+    data = _generator(meta, items, "atom").atom_str(pretty=True, encoding="UTF-8")
+    return _with_stylesheet(bytes(data), meta.stylesheet)
 
 
 def render_rss(meta: FeedMeta, items: list[FeedItem]) -> bytes:
-    return bytes(_generator(meta, items, "rss").rss_str(pretty=True, encoding="UTF-8"))
+    data = _generator(meta, items, "rss").rss_str(pretty=True, encoding="UTF-8")
+    return _with_stylesheet(bytes(data), meta.stylesheet)
 
 
 def render_json(meta: FeedMeta, items: list[FeedItem]) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1). No library writes it well; it is a
-    plain JSON document, so it is built here."""
+    plain JSON document, so it is built here: exactly `json.dumps(feed, indent=2)`, written
+    item by item so that archive pages can reuse items (`render_page`)."""
+    return _json_document(meta, [_json_block(_json_item(item)) for item in items])
+
+
+def _json_document(meta: FeedMeta, blocks: list[bytes]) -> bytes:
     feed: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": meta.title,
@@ -173,8 +256,33 @@ def render_json(meta: FeedMeta, items: list[FeedItem]) -> bytes:
     }
     if meta.language:
         feed["language"] = meta.language
-    feed["items"] = [_json_item(item) for item in items]
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    if meta.hub:
+        feed["hubs"] = [{"type": "WebSub", "url": meta.hub}]
+    archive: dict[str, object] = {}
+    if meta.current:
+        archive.update(archive=True, current=meta.current["json"])
+    if meta.prev_archive:
+        archive["prev_archive"] = meta.prev_archive["json"]
+    if meta.next_archive:
+        archive["next_archive"] = meta.next_archive["json"]
+    if archive:
+        feed[FEED_EXTENSION] = {"about": RFC5005, **archive}
+    feed["items"] = []
+    head = json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8")
+    if not blocks:
+        return head + b"\n"
+    assert head.endswith(_JSON_NO_ITEMS)
+    items = b"[\n" + b",\n".join(blocks) + b"\n  ]\n}\n"
+    return head[: -len(_JSON_NO_ITEMS)] + items
+
+
+_JSON_NO_ITEMS = b"[]\n}"
+
+
+def _json_block(item: dict[str, Any]) -> bytes:
+    """One item as `json.dumps(..., indent=2)` writes it inside the feed's `items` list."""
+    text = json.dumps(item, ensure_ascii=False, indent=2)
+    return ("    " + text.replace("\n", "\n    ")).encode("utf-8")
 
 
 def _json_item(item: FeedItem) -> dict[str, object]:
@@ -204,3 +312,83 @@ def _json_item(item: FeedItem) -> dict[str, object]:
 
 
 RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json}
+
+
+# ---- archive pages rendered in parts ---------------------------------------------------------
+#
+# An archive page is mostly entries that did not change since it was last written. Their
+# bytes do not depend on the rest of the document (lxml writes an element the same whatever
+# its neighbours; namespace prefixes are declared on the root, the same for every document),
+# so `render_page` copies them from the old file and renders only the others, with the
+# document's frame. The result is the same bytes as rendering every entry afresh (a test
+# checks), so machines sharing a store still publish identical files.
+
+# Where entries are in a document we rendered: each starts and ends a line with these bytes
+# (text is escaped, so they occur nowhere else at these indentations).
+_ENTRY = {
+    "atom": (b"\n  <entry", b"\n  </entry>\n"),
+    "rss": (b"\n    <item>\n", b"\n    </item>\n"),
+    "json": (b"\n    {\n", b"\n    }"),
+}
+_ENTRY_ID = {
+    "atom": (b"\n    <id>", b"</id>\n"),
+    "rss": (b'\n      <guid isPermaLink="false">', b"</guid>\n"),
+    "json": (b'\n      "id": "', b'",\n'),
+}
+_XML_END = {"atom": b"</feed>\n", "rss": b"  </channel>\n</rss>\n"}
+
+
+def _spans(fmt: str, data: bytes) -> list[tuple[int, int]] | None:
+    """(start, end) of each entry of a document we rendered; None if it is not in shape."""
+    start_mark, end_mark = _ENTRY[fmt]
+    spans: list[tuple[int, int]] = []
+    # JSON: other lists of objects (`hubs`) come before the items, at the same indentation
+    pos = data.find(start_mark, data.find(b'\n  "items": [') if fmt == "json" else 0)
+    while pos >= 0:
+        end = data.find(end_mark, pos)
+        if end < 0:
+            return None
+        end += len(end_mark)
+        spans.append((pos + 1, end))
+        pos = data.find(start_mark, end - 1)
+    return spans
+
+
+def entry_blocks(fmt: str, data: bytes) -> dict[str, bytes]:
+    """entry id -> the bytes of that entry in a document we rendered (empty when the document
+    is not in the expected shape)."""
+    spans = _spans(fmt, data)
+    if not spans:
+        return {}
+    id_start, id_end = _ENTRY_ID[fmt]
+    out: dict[str, bytes] = {}
+    for start, end in spans:
+        at = data.find(id_start, start, end)
+        if at < 0:
+            return {}
+        at += len(id_start)
+        stop = data.find(id_end, at, end)
+        if stop < 0:
+            return {}
+        out[data[at:stop].decode("utf-8")] = data[start:end]
+    return out
+
+
+def render_page(fmt: str, meta: FeedMeta, items: list[FeedItem], kept: dict[str, bytes]) -> bytes:
+    """The document of `items` (in order), copying the bytes of the entries in `kept` (from
+    `entry_blocks` of the page's old file) and rendering the others; `meta.updated_at` must be
+    the date of the whole page."""
+    fresh = [i for i in items if i.entry_id not in kept]
+    if len(fresh) == len(items):
+        return RENDERERS[fmt](meta, items)
+    if fmt == "json":
+        blocks = {i.entry_id: _json_block(_json_item(i)) for i in fresh}
+        return _json_document(meta, [blocks.get(i.entry_id) or kept[i.entry_id] for i in items])
+    rendered = RENDERERS[fmt](meta, fresh)
+    blocks = entry_blocks(fmt, rendered)
+    end = _XML_END[fmt]
+    assert rendered.endswith(end)
+    spans = _spans(fmt, rendered)
+    head = rendered[: spans[0][0]] if spans else rendered[: -len(end)]
+    body = b"".join(blocks.get(i.entry_id) or kept[i.entry_id] for i in items)
+    return head + body + end

@@ -40,6 +40,7 @@ from aggregator.store.models import (
     EntryRow,
     EntrySourceRow,
     EntryTagRow,
+    FeedMemberRow,
     FeedStateRow,
     InputRow,
     OriginPageRow,
@@ -57,6 +58,7 @@ entry_sources_t = cast(Table, EntrySourceRow.__table__)
 tags_t = cast(Table, TagRow.__table__)
 sources_t = cast(Table, SourceRow.__table__)
 feed_state_t = cast(Table, FeedStateRow.__table__)
+feed_members_t = cast(Table, FeedMemberRow.__table__)
 counters_t = cast(Table, CounterRow.__table__)
 inputs_t = cast(Table, InputRow.__table__)
 pending_t = cast(Table, PendingRow.__table__)
@@ -425,6 +427,13 @@ class Store:
                 conn.execute(select(feed_state_t.c.feed_key, feed_state_t.c.revision)).all()
             )
 
+    def feed_states(self) -> dict[str, tuple[int, int]]:
+        """feed key -> (revision of its last change, last place given in its archive)."""
+        f = feed_state_t
+        with self.reading() as conn:
+            rows = conn.execute(select(f.c.feed_key, f.c.revision, f.c.last_seq)).all()
+        return {key: (int(rev), int(last or 0)) for key, rev, last in rows}
+
     def revision(self) -> int:
         with self.reading() as conn:
             value = conn.execute(
@@ -455,8 +464,75 @@ class Store:
 
     def feed_items(self, feed_key: str, limit: int) -> list[FeedItem]:
         """The newest `limit` entries of a feed (published desc, then id), ready to render."""
-        e, v, i = entries_t, versions_t, inputs_t
+        e = entries_t
+        query = self._item_query()
+        if feed_key.startswith("tag:"):
+            link_t, col = entry_tags_t, entry_tags_t.c.tag_key
+        elif feed_key.startswith("source:"):
+            link_t, col = entry_sources_t, entry_sources_t.c.source_key
+        else:
+            link_t = None
+        if link_t is not None:
+            key = feed_key.split(":", 1)[1]
+            query = query.join(link_t, and_(link_t.c.entry_pk == e.c.id, col == key)).order_by(
+                link_t.c.published.desc(), e.c.entry_id
+            )
+        else:
+            query = query.order_by(e.c.published.desc(), e.c.entry_id)
+        return self._items(query.limit(limit))
+
+    def archive_items(self, feed_key: str, first: int, last: int) -> list[FeedItem]:
+        """The entries placed `first`..`last` in a feed's archive (published desc, then id)."""
+        e, m = entries_t, feed_members_t
         query = (
+            self._item_query()
+            .join(m, m.c.entry_pk == e.c.id)
+            .where(m.c.feed_key == feed_key, m.c.seq >= first, m.c.seq <= last)
+            .order_by(e.c.published.desc(), e.c.entry_id)
+        )
+        return self._items(query)
+
+    def archive_changed(self, feed_key: str, first: int, last: int, since: int) -> set[str]:
+        """Ids of the entries placed `first`..`last` in a feed's archive that were written at a
+        store revision after `since`."""
+        ph = self.placeholder
+        sql = (
+            "SELECT e.entry_id FROM feed_members m JOIN entries e ON e.id = m.entry_pk "
+            f"WHERE m.feed_key = {ph} AND m.seq >= {ph} AND m.seq <= {ph} "
+            f"AND COALESCE(e.changed_revision, 0) > {ph}"
+        )
+        with self.reading() as conn:
+            return {r[0] for r in conn.exec_driver_sql(sql, (feed_key, first, last, since))}
+
+    def archive_digests(self, feed_key: str, page_size: int) -> dict[int, str]:
+        """page number -> a hash of what decides that archive page's entries (their ids,
+        dates, sources, winning copies and content hashes; a cheap query: no bodies are
+        read), for every page that holds an entry. Page n holds places
+        (n-1)*page_size+1 .. n*page_size."""
+        ph = self.placeholder
+        sql = (
+            "SELECT m.seq, e.entry_id, e.published, e.updated, e.content_hash, e.source_name, "
+            "e.version_id FROM feed_members m JOIN entries e ON e.id = m.entry_pk "
+            f"WHERE m.feed_key = {ph} ORDER BY m.seq"
+        )
+        digests: dict[int, Any] = {}
+        with self.reading() as conn:
+            for seq, entry_id, published, updated, chash, source, vid in conn.exec_driver_sql(
+                sql, (feed_key,)
+            ):
+                page = (seq - 1) // page_size + 1
+                digest = digests.get(page)
+                if digest is None:
+                    digest = digests[page] = hashlib.blake2b(digest_size=16)
+                dates = (self.from_db_time(published), self.from_db_time(updated))
+                row = (str(seq), entry_id, *(d.isoformat() if d else "" for d in dates))
+                row += (chash, source, str(vid))
+                digest.update("\x1f".join(row).encode("utf-8") + b"\x1e")
+        return {page: d.hexdigest() for page, d in digests.items()}
+
+    def _item_query(self) -> Any:
+        e, v, i = entries_t, versions_t, inputs_t
+        return (
             select(
                 e.c.id,
                 e.c.entry_id,
@@ -478,28 +554,17 @@ class Store:
             .join(v, v.c.id == e.c.version_id)
             .join(i, i.c.id == v.c.input_id)
         )
-        if feed_key.startswith("tag:"):
-            link_t, col = entry_tags_t, entry_tags_t.c.tag_key
-        elif feed_key.startswith("source:"):
-            link_t, col = entry_sources_t, entry_sources_t.c.source_key
-        else:
-            link_t = None
-        if link_t is not None:
-            key = feed_key.split(":", 1)[1]
-            query = query.join(link_t, and_(link_t.c.entry_pk == e.c.id, col == key)).order_by(
-                link_t.c.published.desc(), e.c.entry_id
-            )
-        else:
-            query = query.order_by(e.c.published.desc(), e.c.entry_id)
+
+    def _items(self, query: Any) -> list[FeedItem]:
         with self.reading() as conn:
-            rows = conn.execute(query.limit(limit)).all()
+            rows = conn.execute(query).all()
             cats: dict[int, list[str]] = defaultdict(list)
             pks = [r.id for r in rows]
-            if pks:
+            for chunk in _chunks(pks):
                 for pk, display in conn.execute(
                     select(entry_tags_t.c.entry_pk, tags_t.c.display)
                     .join(tags_t, tags_t.c.key == entry_tags_t.c.tag_key)
-                    .where(entry_tags_t.c.entry_pk.in_(pks))
+                    .where(entry_tags_t.c.entry_pk.in_(chunk))
                     .order_by(entry_tags_t.c.entry_pk, entry_tags_t.c.position)
                 ):
                     cats[pk].append(display)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection
 
+from aggregator.decide import feeds_of
 from aggregator.types import Enclosure, EntryIntent, StoredEntry, StoredVersion, Tag, Version
 
 if TYPE_CHECKING:
@@ -230,8 +231,14 @@ class Batch:
                 )
         return dict(versions), entries
 
-    def apply(self, intents: Sequence[EntryIntent], now: datetime) -> int | None:
-        """Write decided entries; returns the new store revision, or None when nothing changed."""
+    def apply(
+        self, intents: Sequence[EntryIntent], now: datetime, *, place: bool = True
+    ) -> int | None:
+        """Write decided entries; returns the new store revision, or None when nothing changed.
+
+        Entries that join a feed wait for their place in its archive; with `place` (the last
+        batch of a run) everything waiting is placed in this transaction (`place_joined`).
+        """
         changing = [i for i in intents if i.action != "unchanged"]
         if not changing:
             return None
@@ -242,16 +249,64 @@ class Batch:
                 f"SELECT id FROM entries WHERE identity_key IN ({self._in(len(chunk))})", chunk
             )]  # fmt: skip
             self._unlink(pks)
+            self._leave_all(pks)
             self._run(f"DELETE FROM entries WHERE identity_key IN ({self._in(len(chunk))})", chunk)
         upserts = [i for i in changing if i.action != "removed"]
         if upserts:
-            self._upsert_entries(upserts, now)
+            self._join(upserts, self._upsert_entries(upserts, now, revision))
         self._many(
             "INSERT INTO feed_state (feed_key, revision) VALUES (?, ?) "
             "ON CONFLICT (feed_key) DO UPDATE SET revision = excluded.revision",
             [(f, revision) for f in sorted({f for i in changing for f in i.feeds})],
         )
+        if place:
+            self.place_joined(revision)
         return revision
+
+    def place_joined(self, revision: int | None = None) -> int:
+        """Give every entry waiting to join a feed its place at the end of the feed's archive,
+        oldest published first, then by entry id; returns how many were placed.
+
+        Called within `apply` (pass its revision) or alone, after a run that stopped between
+        batches (a new revision is taken when there is anything to place). The revision bump
+        comes first: on PostgreSQL it locks out every other writer until commit, so the
+        places read and given here are never given twice.
+        """
+        if revision is None:
+            if not self._query("SELECT 1 FROM feed_joins LIMIT 1", ()):
+                return 0
+            revision = self._bump_revision()
+        counts = dict(
+            self._query("SELECT feed_key, COUNT(*) FROM feed_joins GROUP BY feed_key", ())
+        )
+        if not counts:
+            return 0
+        self._run(
+            "INSERT INTO feed_members (feed_key, seq, entry_pk) "
+            "SELECT j.feed_key, COALESCE(s.last_seq, 0) + ROW_NUMBER() OVER "
+            "(PARTITION BY j.feed_key ORDER BY e.published, e.entry_id), j.entry_pk "
+            "FROM feed_joins j JOIN entries e ON e.id = j.entry_pk "
+            "LEFT JOIN feed_state s ON s.feed_key = j.feed_key",
+            (),
+        )
+        last: dict[str, int] = {}
+        keys = sorted(counts)
+        for chunk in _chunks(keys):
+            last.update(
+                self._query(
+                    "SELECT feed_key, last_seq FROM feed_state "
+                    f"WHERE feed_key IN ({self._in(len(chunk))})",
+                    chunk,
+                )
+            )
+        self._many(
+            "INSERT INTO feed_state (feed_key, revision, last_seq) VALUES (?, ?, ?) "
+            "ON CONFLICT (feed_key) DO UPDATE SET revision = excluded.revision, "
+            "last_seq = excluded.last_seq",
+            [(k, revision, (last.get(k) or 0) + int(counts[k])) for k in keys],
+        )
+        self._run("DELETE FROM feed_joins", ())
+        return sum(int(n) for n in counts.values())
 
     def _bump_revision(self) -> int:
         rows = self._query(
@@ -268,20 +323,55 @@ class Batch:
             self._run(f"DELETE FROM entry_tags WHERE entry_pk IN ({marks})", chunk)
             self._run(f"DELETE FROM entry_sources WHERE entry_pk IN ({marks})", chunk)
 
-    def _upsert_entries(self, upserts: Sequence[EntryIntent], now: datetime) -> None:
+    def _leave_all(self, pks: Sequence[int]) -> None:
+        """Remove entries from every feed's archive (before deleting them)."""
+        for chunk in _chunks(list(pks)):
+            marks = self._in(len(chunk))
+            self._run(f"DELETE FROM feed_members WHERE entry_pk IN ({marks})", chunk)
+            self._run(f"DELETE FROM feed_joins WHERE entry_pk IN ({marks})", chunk)
+
+    def _join(self, upserts: Sequence[EntryIntent], pk_of: dict[str, int]) -> None:
+        """Bring entries' archive memberships in line with their feeds: a feed they left
+        frees their place; a feed they joined queues them for a place (`place_joined`)."""
+        want = {
+            pk_of[i.identity_key]: feeds_of((k for k, _ in i.sources), (k for k, _ in i.tags))
+            for i in upserts
+        }
+        have: dict[int, set[str]] = defaultdict(set)
+        known = sorted(pk_of[i.identity_key] for i in upserts if i.action != "new")
+        for chunk in _chunks(known):
+            marks = self._in(len(chunk))
+            for table in ("feed_members", "feed_joins"):
+                for pk, feed in self._query(
+                    f"SELECT entry_pk, feed_key FROM {table} WHERE entry_pk IN ({marks})", chunk
+                ):
+                    have[pk].add(feed)
+        left = sorted((pk, f) for pk, feeds in have.items() for f in feeds - want[pk])
+        for table in ("feed_members", "feed_joins"):
+            self._many(f"DELETE FROM {table} WHERE entry_pk = ? AND feed_key = ?", left)
+        self._many(
+            "INSERT INTO feed_joins (feed_key, entry_pk) VALUES (?, ?)",
+            sorted((f, pk) for pk, feeds in want.items() for f in feeds - have[pk]),
+        )
+
+    def _upsert_entries(
+        self, upserts: Sequence[EntryIntent], now: datetime, revision: int
+    ) -> dict[str, int]:
+        """Write entries and their tag and source links; returns identity key -> entry pk."""
         t = self.store.to_db_time
         first_seen = t(now)
         self._many(
             "INSERT INTO entries (identity_key, entry_id, version_id, source_key, source_name, "
-            "published, updated, content_hash, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "published, updated, content_hash, first_seen_at, changed_revision) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (identity_key) DO UPDATE SET version_id = excluded.version_id, "
             "source_key = excluded.source_key, source_name = excluded.source_name, "
             "published = excluded.published, updated = excluded.updated, "
-            "content_hash = excluded.content_hash",
+            "content_hash = excluded.content_hash, changed_revision = excluded.changed_revision",
             [
                 (
                     i.identity_key, i.entry_id, i.version_id, i.source_key, i.source_name,
-                    t(i.published), t(i.updated), i.content_hash, first_seen,
+                    t(i.published), t(i.updated), i.content_hash, first_seen, revision,
                 )
                 for i in upserts
             ],
@@ -314,6 +404,7 @@ class Batch:
         )
         self._names("tags", (tag for i in upserts for tag in i.tags))
         self._names("sources", (src for i in upserts for src in i.sources))
+        return pk_of
 
     def _names(self, table: str, pairs: Iterable[Tag]) -> None:
         """Record display names; the first spelling seen of a key is kept."""

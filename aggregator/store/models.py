@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # The head revision of `migrations/`; the store checks it before using a database (a test keeps
 # it equal to Alembic's head).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -164,6 +164,9 @@ class EntryRow(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
     content_hash: Mapped[str] = mapped_column(String(64))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_revision: Mapped[int | None] = mapped_column(BigInteger)
+    """0003: the store revision that last wrote this entry (NULL: before 0003). An archive page
+    rendered at a later revision holds it as it is now (see `publish`)."""
 
 
 class TagRow(Base):
@@ -214,6 +217,37 @@ class FeedStateRow(Base):
     __table_args__ = (WITHOUT_ROWID,)
     feed_key: Mapped[str] = mapped_column(Text, primary_key=True)
     revision: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int | None] = mapped_column(BigInteger)
+    """0003: the last place given in the feed's archive (`feed_members.seq`); never decreases."""
+
+
+class FeedMemberRow(Base):
+    """An entry's place in a feed's archive (RFC 5005 archive pages).
+
+    `seq` counts the entries that ever joined the feed, from 1, and is fixed when the entry
+    joins, so archive page n (seq n*size-size+1 .. n*size) never gains members once full.
+    An entry that leaves the feed (removed, or its tag dropped) leaves its place empty.
+    """
+
+    __tablename__ = "feed_members"
+    __table_args__ = (WITHOUT_ROWID,)
+    feed_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), index=True)
+
+
+class FeedJoinRow(Base):
+    """Entries that joined a feed and wait for their place in its archive.
+
+    Places are given at the end of a decide run, to everything that joined during it at once,
+    oldest published first (then by entry id): an archive imported in several batches is
+    numbered as if in one.
+    """
+
+    __tablename__ = "feed_joins"
+    __table_args__ = (WITHOUT_ROWID,)
+    feed_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    entry_pk: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True)
 
 
 class PendingRow(Base):
