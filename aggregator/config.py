@@ -66,6 +66,9 @@ class Feeds(_Model):
     archive_page: Annotated[int, Field(ge=0, le=10_000)] = 100
     """Entries per archive page (RFC 5005): every feed links back through pages that hold its
     whole history, each page fixed once full. 0 publishes no archive pages."""
+    archive_formats: tuple[FeedFormat, ...] = ("atom",)
+    """Formats archive pages are published in (of `formats`). Atom by default: RFC 5005 is an
+    Atom extension, and each format holds the whole history again."""
 
     @field_validator("formats")
     @classmethod

@@ -81,7 +81,8 @@ def configure(tmp_path: Path, store_url: str, hub: str | None = None, **feeds: A
         "database": store_url,
         "output": str(tmp_path / "public"),
         "site": {"title": "Test site", "base_url": BASE},
-        "feeds": {"entries": 2, "archive_page": 3, **feeds},
+        # every format has archives here, to check each; by default only Atom has them
+        "feeds": {"entries": 2, "archive_page": 3, "archive_formats": list(FORMATS), **feeds},
         "websub": {"hub": hub},
         "inputs": [],
     }
@@ -415,6 +416,45 @@ def test_archive_page_0_publishes_no_pages_and_no_links(
             doc = read(config.output_dir, feed_ref(key, name).url(BASE, fmt), fmt)
             assert set(doc.links) == {"self"}, (key, fmt)
     assert b"_rfc5005" not in (config.output_dir / "all.json").read_bytes()
+
+
+def test_by_default_only_atom_feeds_have_archives(
+    store: Store, archive_input: int, tmp_path: Path, store_url: str
+) -> None:
+    seed(store, archive_input)
+    config = config_module.parse(
+        {
+            "database": store_url,
+            "output": str(tmp_path / "public"),
+            "site": {"base_url": BASE},
+            "feeds": {"entries": 2, "archive_page": 3},
+        },
+        base_dir=tmp_path,
+    )
+    publish(store, config)
+    assert {Path(rel).suffix for rel in archive_files(config.output_dir)} == {".atom"}
+    all_atom = read(config.output_dir, feed_ref("all", "").url(BASE, "atom"), "atom")
+    assert all_atom.links["prev-archive"] == feed_ref("all", "").archive_url(BASE, 3, "atom")
+    for fmt in ("rss", "json"):
+        doc = read(config.output_dir, feed_ref("all", "").url(BASE, fmt), fmt)
+        assert set(doc.links) == {"self"}, fmt
+    assert b"_rfc5005" not in (config.output_dir / "all.json").read_bytes()
+    # Asking for them in every format later publishes the RSS and JSON pages too.
+    everywhere = config_module.parse(
+        {
+            "database": store_url,
+            "output": str(tmp_path / "public"),
+            "site": {"base_url": BASE},
+            "feeds": {"entries": 2, "archive_page": 3, "archive_formats": list(FORMATS)},
+        },
+        base_dir=tmp_path,
+    )
+    publish(store, everywhere)
+    assert {Path(rel).suffix for rel in archive_files(config.output_dir)} == {
+        ".atom",
+        ".rss",
+        ".json",
+    }
 
 
 def test_a_second_publish_with_nothing_changed_writes_nothing(

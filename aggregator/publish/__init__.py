@@ -136,6 +136,14 @@ def stylesheet() -> bytes:
     return (package_files("aggregator.publish") / STYLESHEET).read_bytes()
 
 
+def archive_settings(config: Config) -> tuple[int, tuple[str, ...]]:
+    """(entries per archive page, formats of archive pages); (0, ()) without archives."""
+    formats = tuple(f for f in config.feeds.formats if f in config.feeds.archive_formats)
+    if not formats or not config.feeds.archive_page:
+        return 0, ()
+    return config.feeds.archive_page, formats
+
+
 def feed_meta(config: Config, ref: FeedRef, last_place: int) -> FeedMeta:
     """What the subscription document of a feed says about itself; `last_place` is the last
     place given in its archive (it decides the newest archive page, which it links to)."""
@@ -151,7 +159,8 @@ def feed_meta(config: Config, ref: FeedRef, last_place: int) -> FeedMeta:
         title = f"#{ref.name} · {site.title}"
         description = f"Articles tagged {ref.name}"
     formats = config.feeds.formats
-    pages = archive_pages(last_place, config.feeds.archive_page)
+    page_size, archived = archive_settings(config)
+    pages = archive_pages(last_place, page_size)
     return FeedMeta(
         title=title,
         description=description,
@@ -161,14 +170,14 @@ def feed_meta(config: Config, ref: FeedRef, last_place: int) -> FeedMeta:
         stylesheet=site.base_url + STYLESHEET,
         hub=config.websub.hub,
         prev_archive=(
-            {fmt: ref.archive_url(site.base_url, pages, fmt) for fmt in formats} if pages else None
+            {fmt: ref.archive_url(site.base_url, pages, fmt) for fmt in archived} if pages else None
         ),
     )
 
 
 def archive_meta(config: Config, ref: FeedRef, page: int, pages: int) -> FeedMeta:
     """What archive page `page` of `pages` says about itself (see `plan`)."""
-    base, formats = config.site.base_url, config.feeds.formats
+    base, (_, formats) = config.site.base_url, archive_settings(config)
     feed = feed_meta(config, ref, 0)
 
     def urls(n: int) -> dict[str, str]:
@@ -202,7 +211,7 @@ def publish(
     except OSError as exc:
         raise PublishError(f"{output}: cannot create the output folder ({exc.strerror})") from None
     formats = config.feeds.formats
-    page_size = config.feeds.archive_page
+    page_size, archived = archive_settings(config)
     settings = config_fingerprint(config)
     manifest = {} if force else read_manifest(output)
     same_settings = manifest.get("settings") == settings
@@ -267,13 +276,17 @@ def publish(
         digests = store.archive_digests(key, page_size) if pages else {}
         old_pages: list[list[Any]] = previous.get("pages", [])
         entry["pages"] = []
+        if pages:
+            entry["archive_formats"] = list(archived)
+        else:
+            entry.pop("archive_formats", None)
         stale: list[tuple[int, int | None]] = []
         for n in range(1, pages + 1):
             digest = digests.get(n, "") + ("+next" if n < pages else "")
             old = old_pages[n - 1] if n <= len(old_pages) else None
             if not (isinstance(old, list) and len(old) == 2 and isinstance(old[1], int)):
                 old = None  # not a page this version wrote: render it all
-            if old and old[0] == digest and present(ref.archive_path(n, f) for f in formats):
+            if old and old[0] == digest and present(ref.archive_path(n, f) for f in archived):
                 entry["pages"].append(old)
                 continue
             entry["pages"].append([digest, store_revision])
@@ -325,13 +338,14 @@ def publish(
 
 
 def files_of(key: str, entry: dict[str, Any]) -> list[str]:
-    """Every file a feed's manifest entry says it published: its subscription documents and
-    its archive pages, in each format."""
+    """Every file a feed's manifest entry says it published: its subscription documents in
+    each format and its archive pages in each archive format."""
     out = list(entry.get("files", {}).values())
     pages = len(entry.get("pages", ()))
     if pages:
         ref = feed_ref(key, entry.get("name", ""))
-        out.extend(ref.archive_path(n, fmt) for fmt in entry["files"] for n in range(1, pages + 1))
+        formats = entry.get("archive_formats", list(entry["files"]))
+        out.extend(ref.archive_path(n, fmt) for fmt in formats for n in range(1, pages + 1))
     return out
 
 
@@ -374,7 +388,7 @@ def _render_task(store: Store, config: Config, task: RenderTask, bodies: BodyLoa
     ref = task.ref
     written: list[str] = []
     if task.pages:
-        size = config.feeds.archive_page
+        size, archived = archive_settings(config)
         total = archive_pages(task.last_place, size)
         for page, since in task.pages:
             places = page_places(page, size)
@@ -382,7 +396,7 @@ def _render_task(store: Store, config: Config, task: RenderTask, bodies: BodyLoa
             changed = store.archive_changed(ref.key, *places, since) if since is not None else None
             meta = archive_meta(config, ref, page, total)
             meta = replace(meta, updated_at=meta.updated(items))
-            for fmt in config.feeds.formats:
+            for fmt in archived:
                 path = config.output_dir / ref.archive_path(page, fmt)
                 kept = _unchanged_blocks(path, fmt, changed)
                 page_items = [i if i.entry_id in kept else bodies(i) for i in items]

@@ -90,7 +90,7 @@ class FeedMeta:
             ("prev-archive", self.prev_archive),
             ("next-archive", self.next_archive),
         ):
-            if urls:
+            if urls and fmt in urls:  # archives may be in fewer formats than feeds
                 out.append((rel, urls[fmt]))
         return out
 
@@ -259,11 +259,11 @@ def _json_document(meta: FeedMeta, blocks: list[bytes]) -> bytes:
     if meta.hub:
         feed["hubs"] = [{"type": "WebSub", "url": meta.hub}]
     archive: dict[str, object] = {}
-    if meta.current:
+    if meta.current and "json" in meta.current:
         archive.update(archive=True, current=meta.current["json"])
-    if meta.prev_archive:
+    if meta.prev_archive and "json" in meta.prev_archive:  # archives may skip JSON Feed
         archive["prev_archive"] = meta.prev_archive["json"]
-    if meta.next_archive:
+    if meta.next_archive and "json" in meta.next_archive:
         archive["next_archive"] = meta.next_archive["json"]
     if archive:
         feed[FEED_EXTENSION] = {"about": RFC5005, **archive}
