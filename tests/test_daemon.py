@@ -402,6 +402,8 @@ def test_websub_hub_is_told_about_changed_feeds(site: Path) -> None:
         with dp.running(site) as d:
             wait_for_file(d, "/news/all.atom", b"<entry>")
             d.wait_for(lambda e: "websub: told" in e.get("message", ""))
+            feed = d.get("/news/all.atom")[2]
+            assert f'<link href="{hub.url("/hub")}" rel="hub"/>'.encode() in feed
             assert d.stop() == 0
     pings = [r for r in hub.requests if r.method == "POST"]
     topics = {parse_qs(r.body.decode())["hub.url"][0] for r in pings}
@@ -430,3 +432,34 @@ def test_a_slow_input_never_runs_twice_at_once_and_late_runs_coalesce(tmp_path: 
     assert server.most == {path: 1}  # type: ignore[attr-defined]
     assert 2 <= server.hits(path) <= 4
     assert [e["outcome"] for e in d.refreshes("slow")] == ["ok"] * server.hits(path)
+
+
+def test_a_new_subscriber_walks_the_whole_history_over_http(tmp_path: Path) -> None:
+    make_posts(tmp_path / "posts", 25)
+    config = write_config(tmp_path, feeds={"entries": 5, "archive_page": 10})
+    with dp.running(config) as d:
+        feed = wait_for_file(d, "/news/all.atom", b"<entry>")
+        assert feed.startswith(b"<?xml version='1.0' encoding='UTF-8'?>\n<?xml-stylesheet")
+        assert d.get("/news/feed.xsl")[0] == 200
+        seen: list[str] = []
+        pages = 0
+        doc = etree.fromstring(feed)
+        while True:
+            prev = doc.find(f"{ATOM}link[@rel='prev-archive']")
+            if prev is None:
+                break
+            href = prev.get("href")
+            assert href.startswith("http://127.0.0.1:8000/news/archive/all/")
+            status, _, body = d.get(href.removeprefix("http://127.0.0.1:8000"))
+            assert status == 200, href
+            doc = etree.fromstring(body)
+            assert doc.find("{http://purl.org/syndication/history/1.0}archive") is not None
+            seen += [e.findtext(f"{ATOM}id") for e in doc.findall(f"{ATOM}entry")]
+            pages += 1
+        assert d.stop() == 0
+    # 25 entries: pages of 10, 10, 5, reached newest page first.
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 25
+
+
+ATOM = "{http://www.w3.org/2005/Atom}"
