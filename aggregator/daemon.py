@@ -40,6 +40,7 @@ from aggregator.config import Input as InputConfig
 from aggregator.errors import AggregatorError, StoreError
 from aggregator.leases import Leases, owner_name
 from aggregator.publish import PublishResult, publish
+from aggregator.schedule import Schedule
 from aggregator.store import Store
 from aggregator.sync import BodyLoader, InputReport, SyncReport, input_spec, run_inputs
 
@@ -126,10 +127,9 @@ class Daemon:
         self.stopping = False
         self.workers = os.cpu_count() or 1
         self.loop: asyncio.AbstractEventLoop | None = None
-        from aggregator.schedule import Schedule
-
         self.schedule: Schedule | None = None
-        self._schedule_cls = Schedule
+        self.app: Any = None
+        """The ASGI app, whose request counters /metrics reports."""
 
     # ---- refreshing ---------------------------------------------------------------------
 
@@ -344,15 +344,13 @@ class Daemon:
         files = self.app.state.files if self.app is not None else None
         return render(self, rows, entries, files.counters.requests if files else {})
 
-    app: Any = None
-
     # ---- running ------------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Schedule every input from its stored due time, the periodic check, a first
         publish."""
         self.loop = loop
-        self.schedule = self._schedule_cls(loop, self.config.serve.jitter)
+        self.schedule = Schedule(loop, self.config.serve.jitter)
         now = datetime.now(UTC)
         ids = self.store.ensure_inputs(
             [input_spec(self.config, i) for i in self.inputs.values()], now

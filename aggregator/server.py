@@ -1,4 +1,4 @@
-"""Serving the output folder to feed readers (Starlette; run by uvicorn in `aggregator serve`).
+"""Serving the output folder to feed readers (ASGI; run by uvicorn in `aggregator serve`).
 
 Read-only: GET and HEAD of the published files under the path of `site.base_url`, plus
 `/healthz` and `/metrics`. Nothing outside the output folder is reachable (no `..`, no hidden
@@ -8,10 +8,15 @@ Caching is what makes a feed server cheap: every response carries a strong ETag 
 bytes, so every daemon sharing a store gives the same one), Last-Modified (the file's time,
 which the publisher sets to the newest entry's date: the same on every machine too) and
 Cache-Control; If-None-Match and If-Modified-Since answer 304 with no body. Files are read and
-compressed once per change and kept in memory, keyed by their size, time and inode.
+compressed once per change and kept in memory, keyed by their size, time and inode; a file is
+looked at again (one `stat`) at most every RECHECK seconds, so a published change is served
+within that time.
 
-Starlette's StaticFiles is not used: its ETag is built from the file's time and size, not its
-bytes, and it neither compresses nor negotiates the type a browser needs to show a feed.
+A poll is the hot path (issue 4: `bench/serve.py`): files are answered by a plain ASGI callable
+with the response headers built once per file change, no router, request or response object;
+only /healthz and /metrics go through Starlette. Starlette's StaticFiles is not used: its ETag
+is built from the file's time and size, not its bytes, and it neither compresses nor negotiates
+the type a browser needs to show a feed.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from __future__ import annotations
 import email.utils
 import gzip
 import hashlib
+import os
+import stat
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -44,8 +53,16 @@ FEED_SUFFIXES = {".atom", ".rss"}
 BROWSER_TYPE = "application/xml; charset=utf-8"
 """What a browser gets for an Atom or RSS file: browsers download `application/atom+xml`, but
 show `application/xml` through the feed's xml-stylesheet as a readable page."""
+RECHECK = 0.5
+"""Seconds a file's cached bytes are served for without looking at the file again: at most one
+`stat` per file this often however many requests come, and a change published is served this
+long after at the latest (old body and old ETag together, so always a consistent answer)."""
 GZIP_MIN = 512
 """Smaller bodies are sent as they are: compressing them saves less than it costs."""
+
+
+Headers = tuple[tuple[bytes, bytes], ...]
+"""ASGI response headers; tuples, as the same ones are sent with every response."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +75,20 @@ class Cached:
     last_modified: str
     mtime: int
     """Whole seconds, for If-Modified-Since."""
+    head: dict[tuple[bool, bool], tuple[Headers, Headers]]
+    """(gzip, browser) -> (headers of a 200, headers of a 304), built once per change."""
+    tags: frozenset[bytes]
+    """If-None-Match values that match as they are (the common case: the tag a reader got)."""
+
+
+@dataclass(slots=True)
+class Slot:
+    """A file that request paths name, and what it held when last looked at."""
+
+    name: str
+    cached: Cached | None = None
+    until: float = 0.0
+    """time.monotonic() until which `cached` is served without looking at the file."""
 
 
 @dataclass
@@ -71,15 +102,38 @@ class Counters:
         self.requests[status] = self.requests.get(status, 0) + 1
 
 
+NOT_FOUND_BODY = b"not found\n"
+NOT_FOUND: Headers = (
+    (b"content-length", str(len(NOT_FOUND_BODY)).encode()),
+    (b"content-type", b"text/plain; charset=utf-8"),
+)
+NOT_ALLOWED_BODY = b"Method Not Allowed"
+NOT_ALLOWED: Headers = (
+    (b"allow", b"GET, HEAD"),
+    (b"content-length", str(len(NOT_ALLOWED_BODY)).encode()),
+    (b"content-type", b"text/plain; charset=utf-8"),
+)
+
+
 class Files:
-    """The published files as HTTP responses (see module docstring)."""
+    """The published files as HTTP responses (see module docstring).
+
+    Served as a plain ASGI callable: a feed reader's poll is answered without a router, a
+    request object or a response object, with header lists built once per file change, and a
+    file is looked at (`stat`) at most once every RECHECK seconds.
+    """
 
     def __init__(self, root: Path, prefix: str, max_age: int):
         self.root = root.resolve()
         self.prefix = prefix
         self.cache_control = f"public, max-age={max_age}"
         self.cache: dict[str, Cached] = {}
+        """File path -> what was read from it."""
+        self.paths: dict[str, Slot | None] = {}
+        """Request path -> its file (None: names nothing we publish)."""
         self.counters = Counters({})
+        self._gzip: dict[bytes, bool] = {}
+        """Accept-Encoding values seen -> whether they accept gzip."""
 
     def locate(self, url_path: str) -> Path | None:
         """The file a request path names, or None when it names nothing we publish."""
@@ -93,69 +147,162 @@ class Files:
             return None
         return self.root.joinpath(*parts)
 
-    def load(self, path: Path) -> Cached | None:
+    def lookup(self, url_path: str) -> Cached | None:
+        """What a request path serves, or None: 404. The file is looked at again (one `stat`,
+        and read again if it changed) when it was last looked at RECHECK seconds ago or more."""
         try:
-            st = path.stat()
+            slot = self.paths[url_path]
+        except KeyError:
+            path = self.locate(url_path)
+            slot = None if path is None else Slot(str(path))
+            if len(self.paths) > 10_000:
+                self.paths.clear()
+            self.paths[url_path] = slot
+        if slot is None:
+            return None
+        now = time.monotonic()
+        if now < slot.until:
+            return slot.cached
+        slot.cached = cached = self.load(slot.name)
+        # A missing file is looked for again on every request: it is served once it appears.
+        slot.until = now + RECHECK if cached is not None else 0.0
+        return cached
+
+    def load(self, name: str) -> Cached | None:
+        try:
+            st = os.stat(name)
         except (OSError, ValueError):
             return None
-        if not path.is_file():
-            return None
-        key = (st.st_size, st.st_mtime_ns, st.st_ino)
-        name = str(path)
         cached = self.cache.get(name)
-        if cached is not None and cached.key == key:
+        if cached is not None and cached.key == (st.st_size, st.st_mtime_ns, st.st_ino):
             return cached
         try:
-            body = path.read_bytes()
+            with open(name, "rb") as f:
+                # The key of the bytes read, even if the file was replaced since the stat.
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    return None
+                body = f.read()
         except OSError:
             return None
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-        mtime = int(st.st_mtime)
-        cached = Cached(
-            key=key,
-            body=body,
-            # mtime=0: the same bytes on every machine (gzip otherwise stamps the time).
-            gzipped=gzip.compress(body, 6, mtime=0) if len(body) >= GZIP_MIN else None,
-            etag=f'"{digest}"',
-            last_modified=email.utils.formatdate(mtime, usegmt=True),
-            mtime=mtime,
-        )
+        cached = self._entry(name, body, st)
         if len(self.cache) > 10_000:
             self.cache.clear()
         self.cache[name] = cached
         return cached
 
-    def respond(self, method: str, url_path: str, headers: Any) -> Response:
-        path = self.locate(url_path)
-        cached = self.load(path) if path is not None else None
-        if cached is None or path is None:
+    def _entry(self, name: str, body: bytes, st: os.stat_result) -> Cached:
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        mtime = int(st.st_mtime)
+        # mtime=0: the same bytes on every machine (gzip otherwise stamps the time).
+        gzipped = gzip.compress(body, 6, mtime=0) if len(body) >= GZIP_MIN else None
+        etag = f'"{digest}"'
+        last_modified = email.utils.formatdate(mtime, usegmt=True)
+        suffix = os.path.splitext(name)[1]
+        feed = suffix in FEED_SUFFIXES
+        vary = b"Accept, Accept-Encoding" if feed else b"Accept-Encoding"
+        head: dict[tuple[bool, bool], tuple[Headers, Headers]] = {}
+        for zipped in (False, True):
+            if zipped and gzipped is None:
+                continue
+            # The compressed bytes are another representation: their own strong tag.
+            tag = etag[:-1] + '-gzip"' if zipped else etag
+            common = (
+                (b"etag", tag.encode()),
+                (b"last-modified", last_modified.encode()),
+                (b"cache-control", self.cache_control.encode()),
+                (b"vary", vary),
+            )
+            for browser in (False, True):
+                content_type = CONTENT_TYPES.get(suffix, "application/octet-stream")
+                if browser and feed:
+                    content_type = BROWSER_TYPE
+                length = len(gzipped if zipped and gzipped is not None else body)
+                full = [*common]
+                if zipped:
+                    full.append((b"content-encoding", b"gzip"))
+                full.append((b"content-length", str(length).encode()))
+                full.append((b"content-type", content_type.encode()))
+                head[zipped, browser] = (tuple(full), common)
+        return Cached(
+            key=(st.st_size, st.st_mtime_ns, st.st_ino),
+            body=body,
+            gzipped=gzipped,
+            etag=etag,
+            last_modified=last_modified,
+            mtime=mtime,
+            head=head,
+            tags=frozenset({etag.encode(), (etag[:-1] + '-gzip"').encode()}),
+        )
+
+    def accepts_gzip(self, value: bytes) -> bool:
+        ok = self._gzip.get(value)
+        if ok is None:
+            ok = accepts_gzip(value.decode("latin-1"))
+            if len(self._gzip) > 1000:
+                self._gzip.clear()
+            self._gzip[value] = ok
+        return ok
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """ASGI: GET and HEAD of a published file."""
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
+            await _send(send, 405, NOT_ALLOWED, NOT_ALLOWED_BODY)
+            return
+        cached = self.lookup(scope["path"])
+        if cached is None:
             self.counters.add(404)
-            return Response("not found\n", 404, media_type="text/plain")
-        gzip_ok = cached.gzipped is not None and accepts_gzip(headers.get("accept-encoding", ""))
-        # The compressed bytes are another representation: their own strong tag.
-        etag = cached.etag[:-1] + '-gzip"' if gzip_ok else cached.etag
-        suffix = path.suffix
-        content_type = CONTENT_TYPES.get(suffix, "application/octet-stream")
-        vary = "Accept-Encoding"
-        if suffix in FEED_SUFFIXES:
-            vary = "Accept, Accept-Encoding"
-            if "text/html" in headers.get("accept", ""):
-                content_type = BROWSER_TYPE
-        out = {
-            "ETag": etag,
-            "Last-Modified": cached.last_modified,
-            "Cache-Control": self.cache_control,
-            "Vary": vary,
-        }
-        if not_modified(headers, cached):
+            await _send(send, 404, NOT_FOUND, NOT_FOUND_BODY)
+            return
+        accept = accept_encoding = inm = ims = None
+        for name, value in scope["headers"]:
+            # The first of each, as Starlette's Headers.get.
+            if name == b"if-none-match":
+                if inm is None:
+                    inm = value
+            elif name == b"accept-encoding":
+                if accept_encoding is None:
+                    accept_encoding = value
+            elif name == b"accept":
+                if accept is None:
+                    accept = value
+            elif name == b"if-modified-since" and ims is None:
+                ims = value
+        gzip_ok = (
+            cached.gzipped is not None
+            and accept_encoding is not None
+            and self.accepts_gzip(accept_encoding)
+        )
+        browser = accept is not None and b"text/html" in accept
+        full, short = cached.head[gzip_ok, browser]
+        # RFC 9110 13.2.2: If-None-Match decides when present (weak comparison, as GET
+        # allows); If-Modified-Since only without it.
+        if inm is not None:
+            fresh = inm in cached.tags or etag_matches(inm.decode("latin-1"), cached)
+        elif ims is not None:
+            fresh = modified_since(ims.decode("latin-1"), cached)
+        else:
+            fresh = False
+        if fresh:
             self.counters.add(304)
-            return Response(status_code=304, headers=out)
-        body = cached.gzipped if gzip_ok and cached.gzipped is not None else cached.body
-        if gzip_ok:
-            out["Content-Encoding"] = "gzip"
-        out["Content-Length"] = str(len(body))
+            await send({"type": "http.response.start", "status": 304, "headers": short})
+            await send({"type": "http.response.body", "body": b""})
+            return
         self.counters.add(200)
-        return Response(b"" if method == "HEAD" else body, 200, out, media_type=content_type)
+        if method == "HEAD":
+            body = b""
+        elif gzip_ok and cached.gzipped is not None:
+            body = cached.gzipped
+        else:
+            body = cached.body
+        await send({"type": "http.response.start", "status": 200, "headers": full})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _send(send: Any, status: int, headers: Headers, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def accepts_gzip(value: str) -> bool:
@@ -174,22 +321,22 @@ def _q(value: str) -> float:
         return 1.0
 
 
-def not_modified(headers: Any, cached: Cached) -> bool:
-    """RFC 9110 13.2.2: If-None-Match decides when present (weak comparison, as GET allows);
-    If-Modified-Since only without it."""
-    inm = headers.get("if-none-match")
-    if inm is not None:
-        if inm.strip() == "*":
+def etag_matches(inm: str, cached: Cached) -> bool:
+    """Whether an If-None-Match value names the file's content (either representation)."""
+    if inm.strip() == "*":
+        return True
+    opaque = cached.etag.strip('"')
+    for tag in inm.split(","):
+        tag = tag.strip().removeprefix("W/").strip('"')
+        if tag in (opaque, opaque + "-gzip"):
             return True
-        opaque = cached.etag.strip('"')
-        for tag in inm.split(","):
-            tag = tag.strip().removeprefix("W/").strip('"')
-            if tag in (opaque, opaque + "-gzip"):
-                return True
-        return False
-    ims = headers.get("if-modified-since")
-    if ims is None:
-        return False
+    return False
+
+
+def modified_since(ims: str, cached: Cached) -> bool:
+    """Whether the file is unchanged since an If-Modified-Since date."""
+    if ims == cached.last_modified:
+        return True
     try:
         since = email.utils.parsedate_to_datetime(ims)
     except (TypeError, ValueError, IndexError):
@@ -218,15 +365,28 @@ def make_app(output: Path, base_url: str, max_age: int, health: Health, metrics:
         body, content_type = await metrics()
         return Response(body, 200, {"Cache-Control": "no-store"}, media_type=content_type)
 
-    async def serve_file(request: Request) -> Response:
-        return files.respond(request.method, request.scope["path"], request.headers)
-
-    app = Starlette(
+    others = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
-            Route("/{path:path}", serve_file, methods=["GET"]),
         ]
     )
-    app.state.files = files
-    return app
+    return App(files, others)
+
+
+class App:
+    """Files first, straight from the server; the rest (/healthz, /metrics) through Starlette."""
+
+    def __init__(self, files: Files, others: Starlette):
+        self.files = files
+        self.others = others
+        self.state = SimpleNamespace(files=files)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] not in OWN_PATHS:
+            await self.files(scope, receive, send)
+        else:
+            await self.others(scope, receive, send)
+
+
+OWN_PATHS = frozenset({"/healthz", "/metrics"})
