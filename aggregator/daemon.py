@@ -42,7 +42,15 @@ from aggregator.leases import Leases, owner_name
 from aggregator.publish import PublishResult, publish
 from aggregator.schedule import Schedule
 from aggregator.store import Store
-from aggregator.sync import BodyLoader, InputReport, SyncReport, input_spec, run_inputs
+from aggregator.sync import (
+    BodyLoader,
+    InputReport,
+    QuietReporter,
+    SyncReport,
+    claim_inputs,
+    input_spec,
+    run_inputs,
+)
 
 log = logging.getLogger("aggregator")
 
@@ -50,23 +58,14 @@ BATCH_WINDOW = 0.2
 """Seconds to wait for other inputs coming due, so they are refreshed together."""
 
 
-class LogReporter:
+class LogReporter(QuietReporter):
     """What a refresh tells the person watching: log lines (the daemon has no terminal)."""
-
-    def input_started(self, name: str, to_read: int) -> None:
-        pass
-
-    def advance(self, n: int) -> None:
-        pass
 
     def skipped(self, path: str, reason: str) -> None:
         log.warning("skipped %s: %s", path, reason)
 
     def warning(self, path: str, message: str) -> None:
         log.warning("%s: %s", path, message)
-
-    def publishing(self, done: int, total: int) -> None:
-        pass
 
 
 @dataclass
@@ -173,28 +172,17 @@ class Daemon:
         now = datetime.now(UTC)
         started = time.perf_counter()
         try:
-            ids = self.store.ensure_inputs([input_spec(self.config, i) for i in chosen], now)
-            mine = self.leases.claim(ids.values())
+            claimed = claim_inputs(self.store, self.config, chosen, self.leases, now)
         except StoreError as exc:
             return {n: self._failed(n, str(exc), started) for n in names}, False
-        out: dict[str, Refreshed] = {}
+        ids = claimed.ids
+        out = {name: Refreshed(busy, 0.0) for name, busy in claimed.busy.items()}
         changed = False
         try:
-            holders = self.leases.holders(set(ids.values()) - mine)
-            for inp in chosen:
-                input_id = ids[inp.display_name]
-                if input_id not in mine:
-                    name, kind, location = input_spec(self.config, inp)
-                    holder = holders.get(input_id, "another process")
-                    note = f"being refreshed by {holder}"
-                    out[name] = Refreshed(
-                        InputReport(name, kind, location, note=note, ran=False), 0.0
-                    )
-            runnable = [i for i in chosen if ids[i.display_name] in mine]
             report = SyncReport()
             done = run_inputs(
-                self.store, self.config, runnable, report, self.reporter, now, self.workers,
-                due_only=True,
+                self.store, self.config, claimed.runnable, report, self.reporter, now,
+                self.workers, due_only=True, ids=ids,
             )  # fmt: skip
             for name, result in done.items():
                 out[name] = Refreshed(result, result.seconds or 0.0)

@@ -322,6 +322,40 @@ def input_spec(config: Config, inp: InputConfig) -> tuple[str, str, str]:
     return inp.display_name, inp.kind, location
 
 
+@dataclass
+class Claimed:
+    """Inputs registered in the store and claimed for this process."""
+
+    ids: dict[str, int]
+    """name -> input id, for every input asked for"""
+    runnable: list[InputConfig]
+    """Those this process holds now."""
+    busy: dict[str, InputReport]
+    """Those another process is running now, as reports saying so."""
+
+
+def claim_inputs(
+    store: Store, config: Config, chosen: Sequence[InputConfig], leases: Leases, now: datetime
+) -> Claimed:
+    """Register these inputs and claim them; an input another process runs now is left to it."""
+    ids = store.ensure_inputs([input_spec(config, inp) for inp in chosen], now)
+    mine = leases.claim(ids.values())
+    holders = leases.holders(set(ids.values()) - mine)
+    runnable: list[InputConfig] = []
+    busy: dict[str, InputReport] = {}
+    for inp in chosen:
+        input_id = ids[inp.display_name]
+        if input_id in mine:
+            runnable.append(inp)
+            continue
+        name, kind, location = input_spec(config, inp)
+        holder = holders.get(input_id, "another process")
+        busy[name] = InputReport(
+            name, kind, location, note=f"being refreshed by {holder}", ran=False
+        )
+    return Claimed(ids, runnable, busy)
+
+
 def run_inputs(
     store: Store,
     config: Config,
@@ -333,15 +367,18 @@ def run_inputs(
     *,
     force: bool = False,
     due_only: bool = False,
+    ids: dict[str, int] | None = None,
 ) -> dict[str, InputReport]:
     """Run these inputs and decide their entries (the caller holds their leases).
 
     Live feeds are fetched when due (all with `force`); with `due_only`, folders and origin
     pages too wait for their `every` (the daemon), else they always run (`aggregator sync`).
+    `ids` are the inputs' ids when the caller has them (`claim_inputs`).
     """
     done: dict[str, InputReport] = {}
     if due_only and not force:
-        ids = store.ensure_inputs([input_spec(config, inp) for inp in chosen], now)
+        if ids is None:
+            ids = store.ensure_inputs([input_spec(config, inp) for inp in chosen], now)
         states = store.fetch_states(list(ids.values()))
         waiting = [
             inp
@@ -415,33 +452,15 @@ def sync(
         chosen = [
             inp for inp in config.inputs if inp.enabled and (not only or inp.display_name in only)
         ]
-        ids = store.ensure_inputs([input_spec(config, inp) for inp in chosen], now)
         leases = Leases(store, owner_name("sync"), config.serve.lease)
         try:
-            mine = leases.claim(ids.values())
-            holders = leases.holders(set(ids.values()) - mine)
-            busy = {}
-            for inp in chosen:
-                input_id = ids[inp.display_name]
-                if input_id not in mine:
-                    name, kind, location = input_spec(config, inp)
-                    holder = holders.get(input_id, "another process")
-                    busy[name] = InputReport(
-                        name, kind, location, note=f"being refreshed by {holder}", ran=False
-                    )
+            claimed = claim_inputs(store, config, chosen, leases, now)
             done = run_inputs(
-                store,
-                config,
-                [inp for inp in chosen if inp.display_name not in busy],
-                report,
-                reporter,
-                now,
-                workers,
-                force=force,
+                store, config, claimed.runnable, report, reporter, now, workers, force=force
             )
         finally:
             leases.close()
-        done.update(busy)
+        done.update(claimed.busy)
         report.inputs.extend(done[inp.display_name] for inp in chosen)
         started = time.perf_counter()
         report.published = publish(

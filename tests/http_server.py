@@ -59,25 +59,17 @@ def _make_handler(server: Server) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            server.requests.append(
-                Seen("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
-            )
-            handler = server.routes.get(self.path.split("?", 1)[0])
-            if handler is None:
-                send(self, 404, b"not found")
-                return
-            with suppress(BrokenPipeError, ConnectionResetError):
-                handler(self)
+            self.dispatch("GET", b"")
 
         def do_HEAD(self) -> None:
-            self.do_GET()
+            self.dispatch("GET", b"")
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            server.requests.append(
-                Seen("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            )
+            self.dispatch("POST", self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+        def dispatch(self, method: str, body: bytes) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            server.requests.append(Seen(method, self.path, headers, body))
             handler = server.routes.get(self.path.split("?", 1)[0])
             if handler is None:
                 send(self, 404, b"not found")

@@ -360,24 +360,19 @@ class Store:
 
     def renew(self, input_ids: Sequence[int], owner: str, until: datetime) -> None:
         """Extend the leases `owner` still holds on these inputs."""
-        i = inputs_t
-        with self.transaction() as tx:
-            for chunk in _chunks(list(input_ids)):
-                tx.conn.execute(
-                    update(i)
-                    .where(i.c.id.in_(chunk), i.c.lease_owner == owner)
-                    .values(lease_until=until)
-                )
+        self._own_leases(input_ids, owner, lease_until=until)
 
     def release(self, input_ids: Sequence[int], owner: str) -> None:
         """Give up `owner`'s leases on these inputs."""
+        self._own_leases(input_ids, owner, lease_owner=None, lease_until=None)
+
+    def _own_leases(self, input_ids: Sequence[int], owner: str, **values: Any) -> None:
+        """Change the leases `owner` holds on these inputs (others' are left alone)."""
         i = inputs_t
         with self.transaction() as tx:
             for chunk in _chunks(list(input_ids)):
                 tx.conn.execute(
-                    update(i)
-                    .where(i.c.id.in_(chunk), i.c.lease_owner == owner)
-                    .values(lease_owner=None, lease_until=None)
+                    update(i).where(i.c.id.in_(chunk), i.c.lease_owner == owner).values(**values)
                 )
 
     def lease_holders(self, input_ids: Sequence[int], now: datetime) -> dict[int, str]:
