@@ -49,6 +49,19 @@ def site(tmp_path: Path) -> Path:
     return write_config(tmp_path)
 
 
+def sync(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`aggregator sync` in its own process, which must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "sync", *args],
+        capture_output=True,
+        text=True,
+        cwd=config.parent,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def wait_for_file(d: dp.Daemon, path: str, contains: bytes = b"", timeout: float = 30) -> bytes:
     deadline = time.monotonic() + timeout
     while True:
@@ -265,14 +278,7 @@ def test_sigterm_during_a_refresh_leaves_a_consistent_store(tmp_path: Path) -> N
     assert leftovers == []
     for feed in (tmp_path / "public").rglob("*.atom"):
         etree.fromstring(feed.read_bytes())  # every file whole
-    done = subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(config), "sync"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    done = sync(config)
     assert "entries: 4000 in store (0 new, 0 updated, 0 removed)" in done.stdout
 
 
@@ -368,24 +374,10 @@ def test_sync_beside_a_daemon_leaves_its_inputs_alone(tmp_path: Path) -> None:
             while server.hits(path) == 0:  # the daemon is fetching
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
-            busy = subprocess.run(
-                [sys.executable, "-m", "aggregator", "--config", str(config), "sync", "--force"],
-                capture_output=True,
-                text=True,
-                cwd=tmp_path,
-                timeout=60,
-            )
-            assert busy.returncode == 0, busy.stderr
+            busy = sync(config, "--force")
             assert "slow: being refreshed by serve on" in busy.stdout
             d.wait_for(lambda e: e.get("event") == "refresh" and e.get("outcome") == "ok")
-            after = subprocess.run(
-                [sys.executable, "-m", "aggregator", "--config", str(config), "sync"],
-                capture_output=True,
-                text=True,
-                cwd=tmp_path,
-                timeout=60,
-            )
-            assert after.returncode == 0, after.stderr
+            after = sync(config)
             assert "slow: not due until" in after.stdout
             assert d.stop() == 0
     assert server.hits(path) == 1
