@@ -130,32 +130,25 @@ def post_settings(config: Config, inp: FilesInput) -> PostSettings:
 class BodyLoader:
     """Fills in the content and summary of feed items whose body is kept in a post file.
 
-    One is made per publish run; it remembers what it rendered, since one entry is often in
-    several feeds (everything, its source, its tags). A file that can no longer be read gives an
-    empty body and a warning, and never stops publishing.
+    The publisher renders each entry once per run (see `publish`), so nothing is remembered
+    here. A file that can no longer be read gives an empty body and a warning, and never stops
+    publishing.
     """
 
     def __init__(self, summary_length: int):
         self.summary_length = summary_length
-        self.cache: dict[tuple[str, str | None], tuple[str, str]] = {}
 
     def __call__(self, item: FeedItem) -> FeedItem:
         if item.content is not None or item.body_path is None:
             return item
-        key = (item.body_path, item.link)
-        rendered = self.cache.get(key)
-        if rendered is None:
-            file = FileStat(Path(item.body_path).name, item.body_path, "", 0)
-            try:
-                draft = files_adapter.read_post(file)
-            except ParseError as exc:
-                log.warning("%s: body not published: %s", item.body_path, exc)
-                rendered = ("", "")
-            else:
-                rendered = render_body(draft, item.link, self.summary_length)
-            if len(self.cache) < 20_000:
-                self.cache[key] = rendered
-        content, summary = rendered
+        file = FileStat(Path(item.body_path).name, item.body_path, "", 0)
+        try:
+            draft = files_adapter.read_post(file)
+        except ParseError as exc:
+            log.warning("%s: body not published: %s", item.body_path, exc)
+            content, summary = "", ""
+        else:
+            content, summary = render_body(draft, item.link, self.summary_length)
         return replace(item, content=content, summary=item.summary or summary)
 
 

@@ -12,7 +12,7 @@ import feedparser
 import pytest
 
 from aggregator.publish import write_if_changed
-from aggregator.publish.plan import feed_ref, slug
+from aggregator.publish.plan import EMPTY_FEED_DATE, feed_ref, slug
 from aggregator.publish.render import FeedMeta, render_atom, render_json, render_rss
 from aggregator.publish.site import Listed, render_index, render_opml
 from aggregator.types import FeedItem
@@ -233,6 +233,27 @@ def test_a_write_interrupted_by_a_kill_leaves_nothing_behind_after_the_next_publ
         publish(store, config)
     assert not leftover.exists()
     assert (tmp_path / "public" / "all.atom").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+@pytest.mark.parametrize("archive_page", [False, True])
+def test_a_document_assembled_from_entries_rendered_elsewhere_is_the_document_rendered_whole(
+    fmt: str, archive_page: bool
+) -> None:
+    """The publisher renders each entry once, in a throwaway document, and builds every
+    subscription document and archive page from those blocks."""
+    from dataclasses import replace
+
+    from aggregator.publish.render import RENDERERS, assemble, render_blocks
+
+    third = replace(ITEMS[1], entry_id="urn:uuid:3", title="Third", language="en")
+    items = [ITEMS[0], third, ITEMS[1]]
+    meta = replace(META, current=META.self_urls, hub=None) if archive_page else META
+    meta = replace(meta, updated_at=max(i.updated for i in items))
+    blocks = render_blocks(fmt, list(reversed(items)))  # rendered in another order
+    assert assemble(fmt, meta, [blocks[i.entry_id] for i in items]) == RENDERERS[fmt](meta, items)
+    empty = replace(meta, updated_at=EMPTY_FEED_DATE)
+    assert assemble(fmt, empty, []) == RENDERERS[fmt](empty, [])
 
 
 @pytest.mark.parametrize("fmt", ["atom", "rss", "json"])

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import signal
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -47,11 +49,13 @@ from aggregator.publish.plan import (
     sort_key,
 )
 from aggregator.publish.site import Listed, render_index, render_opml
-from aggregator.store import Store
+from aggregator.store import ItemRef, Store
 from aggregator.types import FeedItem
 
 if TYPE_CHECKING:
     from aggregator.publish.render import FeedMeta
+
+timing = logging.getLogger("aggregator.timing")  # how long each stage took (`-v`)
 
 MANIFEST = ".aggregator-manifest.json"
 TEMP_PREFIX = ".tmp-aggregator-"
@@ -246,6 +250,8 @@ def publish(
     counts.setdefault("all", ("", 0))
     new_manifest: dict[str, Any] = {}
     tasks: list[RenderTask] = []
+    wanted: dict[int, set[str]] = {}  # entry pk -> formats it is to be rendered in
+    archive_pages_stale = False
     for key, (name, entries) in sorted(counts.items()):
         ref = feed_ref(key, config.site.title if key == "all" else name)
         previous: dict[str, Any] = old_feeds.get(key) or {}
@@ -264,7 +270,8 @@ def publish(
             continue
         # Its entries changed, but perhaps none of its newest, nor any of some archive
         # pages: cheap fingerprints of those say which documents' bytes can differ at all.
-        newest = f"{store.feed_fingerprint(key, config.feeds.entries)}/{pages}"
+        fingerprint, newest_pks = store.feed_fingerprint(key, config.feeds.entries)
+        newest = f"{fingerprint}/{pages}"
         entry = {**previous, "revision": revision, "entries": entries, "fingerprint": newest}
         if not (
             previous.get("fingerprint") == newest
@@ -272,6 +279,8 @@ def publish(
             and present(previous.get("files", {}).values())
         ):
             tasks.append(RenderTask(ref, last_place))
+            for pk in newest_pks:
+                wanted.setdefault(pk, set()).update(formats)
         # Each page is kept as [hash of its entries, store revision it was rendered at].
         digests = store.archive_digests(key, page_size) if pages else {}
         old_pages: list[list[Any]] = previous.get("pages", [])
@@ -294,10 +303,18 @@ def publish(
             stale.append((n, old[1] if old else None))
         for i in range(0, len(stale), PAGES_PER_TASK):
             tasks.append(RenderTask(ref, last_place, tuple(stale[i : i + PAGES_PER_TASK])))
+        archive_pages_stale = archive_pages_stale or bool(stale)
         new_manifest[key] = entry
+    if archive_pages_stale:
+        # The entries a stale archive page cannot copy from its old file are (but for pages
+        # whose file is missing) those written since the last publish.
+        last = manifest.get("store_revision") if same_settings else None
+        for pk in store.entries_changed_since(last if isinstance(last, int) else None):
+            wanted.setdefault(pk, set()).update(archived)
     loader = bodies or _no_bodies
     touched: set[str] = set()
-    for key, part, written in _render_all(store, config, tasks, workers, progress, loader):
+    rendering = _render_all(store, config, tasks, wanted, workers, progress, loader)
+    for key, part, written in rendering:
         new_manifest[key].update(part)
         result.written.extend(written)
         touched.add(key)
@@ -381,9 +398,11 @@ def _no_bodies(item: FeedItem) -> FeedItem:
     return item
 
 
-def _render_task(store: Store, config: Config, task: RenderTask, bodies: BodyLoader) -> RenderDone:
+def _render_task(
+    store: Store, config: Config, task: RenderTask, bodies: BodyLoader, blocks: Blocks
+) -> RenderDone:
     # feedgen and lxml load only to render
-    from aggregator.publish.render import RENDERERS, render_page
+    from aggregator.publish.render import assemble
 
     ref = task.ref
     written: list[str] = []
@@ -392,26 +411,26 @@ def _render_task(store: Store, config: Config, task: RenderTask, bodies: BodyLoa
         total = archive_pages(task.last_place, size)
         for page, since in task.pages:
             places = page_places(page, size)
-            items = store.archive_items(ref.key, *places)
+            refs = store.archive_refs(ref.key, *places)
             changed = store.archive_changed(ref.key, *places, since) if since is not None else None
             meta = archive_meta(config, ref, page, total)
-            meta = replace(meta, updated_at=meta.updated(items))
+            meta = replace(meta, updated_at=_newest_update(refs))
             for fmt in archived:
                 path = config.output_dir / ref.archive_path(page, fmt)
                 kept = _unchanged_blocks(path, fmt, changed)
-                page_items = [i if i.entry_id in kept else bodies(i) for i in items]
-                data = render_page(fmt, meta, page_items, kept)
+                data = assemble(fmt, meta, blocks.gather(fmt, refs, kept, store, bodies))
                 if write_if_changed(path, data, meta.updated_at):
                     written.append(ref.archive_path(page, fmt))
         return ref.key, {}, written
-    items = [bodies(item) for item in store.feed_items(ref.key, config.feeds.entries)]
-    meta = feed_meta(config, ref, task.last_place)
-    updated = meta.updated(items)
+    refs = store.feed_refs(ref.key, config.feeds.entries)
+    updated = _newest_update(refs)
+    meta = replace(feed_meta(config, ref, task.last_place), updated_at=updated)
     files: dict[str, str] = {}
     for fmt in config.feeds.formats:
         rel = ref.path(fmt)
         files[fmt] = rel
-        if write_if_changed(config.output_dir / rel, RENDERERS[fmt](meta, items), updated):
+        data = assemble(fmt, meta, blocks.gather(fmt, refs, {}, store, bodies))
+        if write_if_changed(config.output_dir / rel, data, updated):
             written.append(rel)
     entry = {
         "kind": ref.kind,
@@ -421,6 +440,10 @@ def _render_task(store: Store, config: Config, task: RenderTask, bodies: BodyLoa
         "files": files,
     }
     return ref.key, entry, written
+
+
+def _newest_update(refs: list[ItemRef]) -> datetime:
+    return max((r.updated for r in refs), default=EMPTY_FEED_DATE)
 
 
 def _unchanged_blocks(path: Path, fmt: str, changed: set[str] | None) -> dict[str, bytes]:
@@ -437,54 +460,203 @@ def _unchanged_blocks(path: Path, fmt: str, changed: set[str] | None) -> dict[st
     return {k: v for k, v in entry_blocks(fmt, old).items() if k not in changed}
 
 
-# Rendering is CPU-bound (feedgen builds an lxml tree per feed and format). With many tasks to
-# render, forked worker processes share the work; each opens its own database connection.
+# ---- rendering: entries once, then documents --------------------------------------------------
+#
+# One entry is in many documents (everything, its source, each of its tags, and an archive
+# page of each), and rendering an entry with feedgen is most of the cost of a document. So
+# publishing renders in two passes (see `render.assemble`): first every entry that some
+# document to render shows afresh, once per format, into block files beside the output
+# (`_render_blocks`); then every document, from its frame, the blocks of unchanged entries
+# its old file holds, and the block files (`_render_task`). An entry the first pass did not
+# render (the store changed in between, or an old file went missing) is rendered where it is
+# needed. Both passes are CPU-bound; with many documents to render, forked worker processes
+# share the work and each opens its own database connection.
+
+BLOCKS_PER_TASK = 250
+"""Entries rendered by one first-pass task."""
+TASKS_PER_CHUNK = 8
 PARALLEL_MIN = 24
-_worker: tuple[Store, Config, BodyLoader] | None = None
+
+BlockIndex = dict[tuple[str, str], tuple[str, int, int]]
+"""(format, entry id) -> (block file, offset, length)"""
 
 
-def _init_worker(config: Config, bodies: BodyLoader) -> None:
+class Blocks:
+    """The rendered entries of the first pass, read back from their block files."""
+
+    def __init__(self, index: BlockIndex):
+        self.index = index
+        self.files: dict[str, int] = {}
+
+    def gather(
+        self,
+        fmt: str,
+        refs: list[ItemRef],
+        kept: dict[str, bytes],
+        store: Store,
+        bodies: BodyLoader,
+    ) -> list[bytes]:
+        """The blocks of these entries, in order: from `kept`, else the block files, else
+        rendered now (an entry deleted meanwhile is left out)."""
+        from aggregator.publish.render import render_blocks
+
+        found: dict[str, bytes] = {}
+        missing: list[int] = []
+        for ref in refs:
+            block = kept.get(ref.entry_id) or self._read(fmt, ref.entry_id)
+            if block is None:
+                missing.append(ref.pk)
+            else:
+                found[ref.entry_id] = block
+        if missing:
+            items = [bodies(i) for i in store.items_by_pk(missing).values()]
+            found.update(render_blocks(fmt, items))
+        return [found[r.entry_id] for r in refs if r.entry_id in found]
+
+    def _read(self, fmt: str, entry_id: str) -> bytes | None:
+        where = self.index.get((fmt, entry_id))
+        if where is None:
+            return None
+        path, offset, length = where
+        fd = self.files.get(path)
+        if fd is None:
+            fd = self.files[path] = os.open(path, os.O_RDONLY)
+        return os.pread(fd, length, offset)
+
+    def close(self) -> None:
+        for fd in self.files.values():
+            os.close(fd)
+        self.files.clear()
+
+
+def _render_blocks(
+    store: Store, config: Config, wanted: list[tuple[int, tuple[str, ...]]], bodies: BodyLoader
+) -> BlockIndex:
+    """Render these entries in these formats into a new block file in the output folder."""
+    from aggregator.publish.render import render_blocks
+
+    items = store.items_by_pk([pk for pk, _ in wanted])
+    by_format: dict[str, list[FeedItem]] = {}
+    for pk, formats in wanted:
+        item = items.get(pk)
+        if item is None:  # deleted meanwhile
+            continue
+        item = bodies(item)
+        for fmt in formats:
+            by_format.setdefault(fmt, []).append(item)
+    index: BlockIndex = {}
+    fd, path = tempfile.mkstemp(dir=config.output_dir, prefix=TEMP_PREFIX + "blocks-")
+    with os.fdopen(fd, "wb") as fh:
+        offset = 0
+        for fmt, fmt_items in sorted(by_format.items()):
+            for entry_id, block in render_blocks(fmt, fmt_items).items():
+                fh.write(block)
+                index[fmt, entry_id] = (path, offset, len(block))
+                offset += len(block)
+    return index
+
+
+_worker: tuple[Store, Config, BodyLoader, Blocks] | None = None
+
+
+def _init_worker(config: Config, bodies: BodyLoader, index: BlockIndex) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
-    _worker = (Store.open(config.database_url, upgrade=False), config, bodies)
+    store = Store.open(config.database_url, upgrade=False)
+    _worker = (store, config, bodies, Blocks(index))
+
+
+def _blocks_task(wanted: list[tuple[int, tuple[str, ...]]]) -> BlockIndex:
+    assert _worker is not None
+    store, config, bodies, _ = _worker
+    return _render_blocks(store, config, wanted, bodies)
 
 
 def _render_chunk(tasks: list[RenderTask]) -> list[RenderDone]:
     assert _worker is not None
-    store, config, bodies = _worker
-    return [_render_task(store, config, task, bodies) for task in tasks]
+    store, config, bodies, blocks = _worker
+    return [_render_task(store, config, task, bodies, blocks) for task in tasks]
 
 
 def _render_all(
     store: Store,
     config: Config,
     tasks: list[RenderTask],
+    wanted: dict[int, set[str]],
     workers: int,
     progress: Callable[[int, int], None] | None,
     bodies: BodyLoader,
 ) -> Iterator[RenderDone]:
-    total = len(tasks)
-    if workers <= 1 or total < PARALLEL_MIN:
-        for done, task in enumerate(tasks, start=1):
-            yield _render_task(store, config, task, bodies)
-            if progress:
-                progress(done, total)
-        return
-    chunks = [tasks[i : i + 8] for i in range(0, total, 8)]
-    context = multiprocessing.get_context("fork")
+    ordered = [(pk, tuple(sorted(wanted[pk]))) for pk in sorted(wanted)]
+    first = [ordered[i : i + BLOCKS_PER_TASK] for i in range(0, len(ordered), BLOCKS_PER_TASK)]
+    total = len(first) + len(tasks)
+    parallel = workers > 1 and total >= PARALLEL_MIN
     done = 0
-    pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(config, bodies)
-    )
+    index: BlockIndex = {}
+    started = time.perf_counter()
+
+    def first_pass_done() -> None:
+        timing.info(
+            "rendered %d entries (%d blocks) in %.2fs",
+            len(ordered), len(index), time.perf_counter() - started,
+        )  # fmt: skip
+
     try:
-        for results in pool.map(_render_chunk, chunks):
-            for item in results:
+        if parallel:
+            for part in (
+                _pool_map(workers, config, bodies, {}, _blocks_task, first) if first else ()
+            ):
+                index.update(part)
                 done += 1
-                yield item
                 if progress:
                     progress(done, total)
+            first_pass_done()
+            chunks = [tasks[i : i + TASKS_PER_CHUNK] for i in range(0, len(tasks), TASKS_PER_CHUNK)]
+            # forked after the first pass, the workers inherit its index
+            for results in _pool_map(workers, config, bodies, index, _render_chunk, chunks):
+                for item in results:
+                    done += 1
+                    yield item
+                    if progress:
+                        progress(done, total)
+            return
+        for part_wanted in first:
+            index.update(_render_blocks(store, config, part_wanted, bodies))
+            done += 1
+            if progress:
+                progress(done, total)
+        first_pass_done()
+        blocks = Blocks(index)
+        try:
+            for task in tasks:
+                yield _render_task(store, config, task, bodies, blocks)
+                done += 1
+                if progress:
+                    progress(done, total)
+        finally:
+            blocks.close()
+    finally:
+        for path in {where[0] for where in index.values()}:
+            Path(path).unlink(missing_ok=True)
+
+
+def _pool_map(
+    workers: int,
+    config: Config,
+    bodies: BodyLoader,
+    index: BlockIndex,
+    fn: Callable[[Any], Any],
+    args: list[Any],
+) -> Iterator[Any]:
+    """fn over args in forked worker processes, results in order."""
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(config, bodies, index)
+    )
+    try:
+        yield from pool.map(fn, args)
     except BaseException:
-        # Ctrl-C, or a failed task: the chunks not started yet are dropped, not waited for
+        # Ctrl-C, or a failed task: the tasks not started yet are dropped, not waited for
         # (with archive pages there can be thousands).
         pool.shutdown(wait=True, cancel_futures=True)
         raise

@@ -314,14 +314,16 @@ def _json_item(item: FeedItem) -> dict[str, object]:
 RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json}
 
 
-# ---- archive pages rendered in parts ---------------------------------------------------------
+# ---- documents assembled from entry blocks ---------------------------------------------------
 #
-# An archive page is mostly entries that did not change since it was last written. Their
-# bytes do not depend on the rest of the document (lxml writes an element the same whatever
-# its neighbours; namespace prefixes are declared on the root, the same for every document),
-# so `render_page` copies them from the old file and renders only the others, with the
-# document's frame. The result is the same bytes as rendering every entry afresh (a test
-# checks), so machines sharing a store still publish identical files.
+# An entry's bytes do not depend on the rest of the document (lxml writes an element the same
+# whatever its neighbours; namespace prefixes are declared on the root, the same for every
+# document of a format), and one entry is in several documents: everything, its sources, its
+# tags, their archive pages. So the publisher renders each entry once per format
+# (`render_blocks`) and assembles every document from those blocks and its frame
+# (`assemble`); an archive page also copies the blocks of its unchanged entries from its old
+# file (`entry_blocks`, `render_page`). The result is the same bytes as rendering every entry
+# of the document afresh (tests check), so machines sharing a store publish identical files.
 
 # Where entries are in a document we rendered: each starts and ends a line with these bytes
 # (text is escaped, so they occur nowhere else at these indentations).
@@ -374,21 +376,43 @@ def entry_blocks(fmt: str, data: bytes) -> dict[str, bytes]:
     return out
 
 
+def render_blocks(fmt: str, items: list[FeedItem]) -> dict[str, bytes]:
+    """entry id -> the bytes of that entry in any document of format `fmt` (see above): the
+    items are rendered together in one throwaway document, which is then cut up."""
+    if fmt == "json":
+        return {i.entry_id: _json_block(_json_item(i)) for i in items}
+    if not items:
+        return {}
+    rendered = RENDERERS[fmt](_BLOCK_META, items)
+    spans = _spans(fmt, rendered)
+    assert spans is not None and len(spans) == len(items)
+    return {i.entry_id: rendered[a:b] for i, (a, b) in zip(items, spans, strict=True)}
+
+
+_BLOCK_META = FeedMeta(
+    title="-",
+    description="-",
+    home_url="https://example.invalid/",
+    self_urls={"atom": "https://example.invalid/", "rss": "https://example.invalid/"},
+    language=None,
+)
+
+
+def assemble(fmt: str, meta: FeedMeta, blocks: list[bytes]) -> bytes:
+    """The document of `meta` holding these entry blocks, in order (`meta.updated_at` must be
+    set: the blocks do not say which entry is newest)."""
+    assert meta.updated_at is not None or not blocks
+    if fmt == "json":
+        return _json_document(meta, blocks)
+    frame = RENDERERS[fmt](meta, [])
+    end = _XML_END[fmt]
+    assert frame.endswith(end)
+    return frame[: -len(end)] + b"".join(blocks) + end
+
+
 def render_page(fmt: str, meta: FeedMeta, items: list[FeedItem], kept: dict[str, bytes]) -> bytes:
     """The document of `items` (in order), copying the bytes of the entries in `kept` (from
     `entry_blocks` of the page's old file) and rendering the others; `meta.updated_at` must be
     the date of the whole page."""
-    fresh = [i for i in items if i.entry_id not in kept]
-    if len(fresh) == len(items):
-        return RENDERERS[fmt](meta, items)
-    if fmt == "json":
-        blocks = {i.entry_id: _json_block(_json_item(i)) for i in fresh}
-        return _json_document(meta, [blocks.get(i.entry_id) or kept[i.entry_id] for i in items])
-    rendered = RENDERERS[fmt](meta, fresh)
-    blocks = entry_blocks(fmt, rendered)
-    end = _XML_END[fmt]
-    assert rendered.endswith(end)
-    spans = _spans(fmt, rendered)
-    head = rendered[: spans[0][0]] if spans else rendered[: -len(end)]
-    body = b"".join(blocks.get(i.entry_id) or kept[i.entry_id] for i in items)
-    return head + body + end
+    fresh = render_blocks(fmt, [i for i in items if i.entry_id not in kept])
+    return assemble(fmt, meta, [kept.get(i.entry_id) or fresh[i.entry_id] for i in items])

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
@@ -50,6 +50,15 @@ from aggregator.store.models import (
     VersionRow,
 )
 from aggregator.types import FeedItem, OriginTarget
+
+
+class ItemRef(NamedTuple):
+    """An entry as a document lists it, without its body."""
+
+    pk: int
+    entry_id: str
+    updated: datetime
+
 
 versions_t = cast(Table, VersionRow.__table__)
 entries_t = cast(Table, EntryRow.__table__)
@@ -459,33 +468,66 @@ class Store:
 
     def feed_items(self, feed_key: str, limit: int) -> list[FeedItem]:
         """The newest `limit` entries of a feed (published desc, then id), ready to render."""
+        return self._items(self._newest(self._item_query(), feed_key).limit(limit))
+
+    def feed_refs(self, feed_key: str, limit: int) -> list[ItemRef]:
+        """What `feed_items` lists, without reading the entries' bodies."""
+        return self._refs(self._newest(self._ref_query(), feed_key).limit(limit))
+
+    def archive_refs(self, feed_key: str, first: int, last: int) -> list[ItemRef]:
+        """The entries placed `first`..`last` in a feed's archive (published desc, then id),
+        without their bodies."""
+        e, m = entries_t, feed_members_t
+        query = (
+            self._ref_query()
+            .join(m, m.c.entry_pk == e.c.id)
+            .where(m.c.feed_key == feed_key, m.c.seq >= first, m.c.seq <= last)
+            .order_by(e.c.published.desc(), e.c.entry_id)
+        )
+        return self._refs(query)
+
+    def archive_items(self, feed_key: str, first: int, last: int) -> list[FeedItem]:
+        """What `archive_refs` lists, ready to render."""
+        refs = self.archive_refs(feed_key, first, last)
+        items = self.items_by_pk([r.pk for r in refs])
+        return [items[r.pk] for r in refs if r.pk in items]
+
+    def items_by_pk(self, pks: Sequence[int]) -> dict[int, FeedItem]:
+        """entry pk -> the entry, ready to render, for those of `pks` that exist."""
+        out: dict[int, FeedItem] = {}
+        for chunk in _chunks(list(pks)):
+            out.update(self._item_rows(self._item_query().where(entries_t.c.id.in_(chunk))))
+        return out
+
+    def entries_changed_since(self, revision: int | None) -> list[int]:
+        """Pks of the entries written at a store revision after `revision` (None: all)."""
+        query = select(entries_t.c.id)
+        if revision is not None:
+            query = query.where(func.coalesce(entries_t.c.changed_revision, 0) > revision)
+        with self.reading() as conn:
+            return [pk for (pk,) in conn.execute(query)]
+
+    def _ref_query(self) -> Any:
         e = entries_t
-        query = self._item_query()
+        return select(e.c.id, e.c.entry_id, e.c.updated)
+
+    def _refs(self, query: Any) -> list[ItemRef]:
+        with self.reading() as conn:
+            return [ItemRef(pk, entry_id, updated) for pk, entry_id, updated in conn.execute(query)]
+
+    def _newest(self, query: Any, feed_key: str) -> Any:
+        """`query` (over entries) narrowed to a feed, newest first (published desc, then id)."""
+        e = entries_t
         if feed_key.startswith("tag:"):
             link_t, col = entry_tags_t, entry_tags_t.c.tag_key
         elif feed_key.startswith("source:"):
             link_t, col = entry_sources_t, entry_sources_t.c.source_key
         else:
-            link_t = None
-        if link_t is not None:
-            key = feed_key.split(":", 1)[1]
-            query = query.join(link_t, and_(link_t.c.entry_pk == e.c.id, col == key)).order_by(
-                link_t.c.published.desc(), e.c.entry_id
-            )
-        else:
-            query = query.order_by(e.c.published.desc(), e.c.entry_id)
-        return self._items(query.limit(limit))
-
-    def archive_items(self, feed_key: str, first: int, last: int) -> list[FeedItem]:
-        """The entries placed `first`..`last` in a feed's archive (published desc, then id)."""
-        e, m = entries_t, feed_members_t
-        query = (
-            self._item_query()
-            .join(m, m.c.entry_pk == e.c.id)
-            .where(m.c.feed_key == feed_key, m.c.seq >= first, m.c.seq <= last)
-            .order_by(e.c.published.desc(), e.c.entry_id)
+            return query.order_by(e.c.published.desc(), e.c.entry_id)
+        key = feed_key.split(":", 1)[1]
+        return query.join(link_t, and_(link_t.c.entry_pk == e.c.id, col == key)).order_by(
+            link_t.c.published.desc(), e.c.entry_id
         )
-        return self._items(query)
 
     def archive_changed(self, feed_key: str, first: int, last: int, since: int) -> set[str]:
         """Ids of the entries placed `first`..`last` in a feed's archive that were written at a
@@ -551,6 +593,10 @@ class Store:
         )
 
     def _items(self, query: Any) -> list[FeedItem]:
+        return [item for _, item in self._item_rows(query)]
+
+    def _item_rows(self, query: Any) -> list[tuple[int, FeedItem]]:
+        """(entry pk, entry) for each row of `query` (an `_item_query`), in its order."""
         with self.reading() as conn:
             rows = conn.execute(query).all()
             cats: dict[int, list[str]] = defaultdict(list)
@@ -564,34 +610,38 @@ class Store:
                 ):
                     cats[pk].append(display)
         return [
-            FeedItem(
-                entry_id=r.entry_id,
-                title=r.title,
-                link=r.link,
-                published=r.published,
-                updated=r.updated,
-                author=r.author,
-                source_name=r.source_name,
-                categories=tuple(cats[r.id]),
-                summary=r.summary,
-                content=r.content,
-                image=r.image,
-                language=r.language,
-                body_path=(
-                    str(Path(r.location) / r.locator)
-                    if r.content is None and r.kind == "files"
-                    else None
+            (
+                r.id,
+                FeedItem(
+                    entry_id=r.entry_id,
+                    title=r.title,
+                    link=r.link,
+                    published=r.published,
+                    updated=r.updated,
+                    author=r.author,
+                    source_name=r.source_name,
+                    categories=tuple(cats[r.id]),
+                    summary=r.summary,
+                    content=r.content,
+                    image=r.image,
+                    language=r.language,
+                    body_path=(
+                        str(Path(r.location) / r.locator)
+                        if r.content is None and r.kind == "files"
+                        else None
+                    ),
+                    enclosures=decode_enclosures(r.enclosures),
                 ),
-                enclosures=decode_enclosures(r.enclosures),
             )
             for r in rows
         ]
 
-    def feed_fingerprint(self, feed_key: str, limit: int) -> str:
+    def feed_fingerprint(self, feed_key: str, limit: int) -> tuple[str, list[int]]:
         """A hash of what decides a feed's bytes besides bodies: its newest entries' ids,
-        dates, sources and content hashes (a cheap query: no bodies are read)."""
+        dates, sources and content hashes (a cheap query: no bodies are read); and those
+        entries' pks."""
         ph = self.placeholder
-        columns = "e.entry_id, e.published, e.updated, e.content_hash, e.source_name"
+        columns = "e.id, e.entry_id, e.published, e.updated, e.content_hash, e.source_name"
         if feed_key == "all":
             sql = (
                 f"SELECT {columns} FROM entries e ORDER BY e.published DESC, e.entry_id LIMIT {ph}"
@@ -608,13 +658,17 @@ class Store:
             )
             params = (key, limit)
         digest = hashlib.blake2b(digest_size=16)
+        pks: list[int] = []
         with self.reading() as conn:
-            for entry_id, published, updated, chash, source in conn.exec_driver_sql(sql, params):
+            for pk, entry_id, published, updated, chash, source in conn.exec_driver_sql(
+                sql, params
+            ):
                 # dates as aware UTC, so every backend (and every daemon) gives the same hash
                 dates = (self.from_db_time(published), self.from_db_time(updated))
                 row = (entry_id, *(d.isoformat() if d else "" for d in dates), chash, source)
                 digest.update("\x1f".join(row).encode("utf-8") + b"\x1e")
-        return digest.hexdigest()
+                pks.append(pk)
+        return digest.hexdigest(), pks
 
     def pending_count(self) -> int:
         with self.reading() as conn:
