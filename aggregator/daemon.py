@@ -533,22 +533,14 @@ def serve(config: Config, host: str, port: int) -> int:
             daemon.stop()
             await daemon.drain()
 
+    from aggregator.fetch import run_async
+
     try:
-        _run(main())
+        run_async(main())
     finally:
         store.close()
     log.info("stopped")
     return 0
-
-
-def _run(main: Any) -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
-        asyncio.run(main)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
 
 
 class ServeError(AggregatorError):

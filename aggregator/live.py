@@ -14,7 +14,6 @@ everything that exists.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -128,7 +127,7 @@ def _fetch_in_thread(
 
     def main() -> None:
         try:
-            asyncio.run(run())
+            fetch.run_async(run())
         finally:
             results.put(None)
 
