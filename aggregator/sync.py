@@ -14,7 +14,6 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -231,20 +230,17 @@ def run_files_input(
     result = InputReport(inp.display_name, inp.kind, str(root))
     started = time.perf_counter()
     input_id = store.ensure_input(inp.display_name, inp.kind, str(root), now)
-    # The stored signatures are read while the folder is scanned: both wait on the system
-    # (stat calls, SQLite) more than on Python, and a sync with nothing new is mostly these two.
-    with ThreadPoolExecutor(1) as pool:
-        stored = pool.submit(store.known_signatures, input_id)
-        unlisted: list[Skipped] = []
-        try:
-            found = files_adapter.scan(root, unlisted)
-        except SourceError as exc:
-            result.error = str(exc)
-            store.record_run(
-                input_id, now=now, ok=False, error=result.error, next_due=now + inp.every
-            )
-            return result
-        signatures = stored.result()
+    # One after the other: reading the stored signatures in a thread while the folder is
+    # scanned made a sync with nothing new slower (at 100k posts 1.1 s against 0.65 s), since
+    # the scan gives up the GIL at every stat call and then waits to get it back.
+    unlisted: list[Skipped] = []
+    try:
+        found = files_adapter.scan(root, unlisted)
+    except SourceError as exc:
+        result.error = str(exc)
+        store.record_run(input_id, now=now, ok=False, error=result.error, next_due=now + inp.every)
+        return result
+    signatures = store.known_signatures(input_id)
     changed = [f for f in found if signatures.get(f.locator) != f.signature]
     present = {f.locator for f in found}
     # Posts in a folder that could not be listed are not gone: their stored copies stay.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -38,14 +39,14 @@ class Recorder:
 def refuse_to_list(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """Make listing `folder` fail as a permission problem would. The tests run as root, so
     the refusal is simulated at the one call that meets it; everything else is real."""
-    real_scandir = os.scandir
+    real_open = os.open
 
-    def scandir(path: str) -> object:
-        if Path(path) == folder:
+    def open_folder(path: str, flags: int, *args: Any) -> int:
+        if Path(path) == folder:  # where a folder without read permission refuses
             raise PermissionError(13, "Permission denied")
-        return real_scandir(path)
+        return real_open(path, flags, *args)
 
-    monkeypatch.setattr(files_adapter.os, "scandir", scandir)
+    monkeypatch.setattr(files_adapter.os, "open", open_folder)
 
 
 def post(folder: Path, name: str, title: str, day: int) -> None:

@@ -226,8 +226,10 @@ def publish(
     states = store.feed_states()
     result = PublishResult()
 
+    folder = f"{output}{os.sep}"  # strings, not Paths: this runs for every file on every sync
+
     def present(rels: Iterable[str]) -> bool:
-        return all(os.path.isfile(output / rel) for rel in rels)
+        return all(os.path.isfile(folder + rel) for rel in rels)
 
     if (
         same_settings
@@ -252,6 +254,11 @@ def publish(
     tasks: list[RenderTask] = []
     wanted: dict[int, set[str]] = {}  # entry pk -> formats it is to be rendered in
     archive_pages_stale = False
+    # The store revision the output was last published at (None: render everything), and the
+    # archive pages holding an entry written since (None: not looked up yet).
+    last = manifest.get("store_revision") if same_settings else None
+    last_publish = last if isinstance(last, int) else None
+    rewritten: set[tuple[str, int]] | None = None
     for key, (name, entries) in sorted(counts.items()):
         ref = feed_ref(key, config.site.title if key == "all" else name)
         previous: dict[str, Any] = old_feeds.get(key) or {}
@@ -281,8 +288,11 @@ def publish(
             tasks.append(RenderTask(ref, last_place))
             for pk in newest_pks:
                 wanted.setdefault(pk, set()).update(formats)
-        # Each page is kept as [hash of its entries, store revision it was rendered at].
+        # Each page is kept as [summary of its places, store revision it was rendered at]; it
+        # is rendered again when its places changed or one of its entries was written since.
         digests = store.archive_digests(key, page_size) if pages else {}
+        if pages and rewritten is None and last_publish is not None:
+            rewritten = store.pages_written_since(last_publish, page_size)
         old_pages: list[list[Any]] = previous.get("pages", [])
         entry["pages"] = []
         if pages:
@@ -295,7 +305,13 @@ def publish(
             old = old_pages[n - 1] if n <= len(old_pages) else None
             if not (isinstance(old, list) and len(old) == 2 and isinstance(old[1], int)):
                 old = None  # not a page this version wrote: render it all
-            if old and old[0] == digest and present(ref.archive_path(n, f) for f in archived):
+            if (
+                old
+                and old[0] == digest
+                and rewritten is not None
+                and (key, n) not in rewritten
+                and present(ref.archive_path(n, f) for f in archived)
+            ):
                 entry["pages"].append(old)
                 continue
             entry["pages"].append([digest, store_revision])
@@ -308,8 +324,7 @@ def publish(
     if archive_pages_stale:
         # The entries a stale archive page cannot copy from its old file are (but for pages
         # whose file is missing) those written since the last publish.
-        last = manifest.get("store_revision") if same_settings else None
-        for pk in store.entries_changed_since(last if isinstance(last, int) else None):
+        for pk in store.entries_changed_since(last_publish):
             wanted.setdefault(pk, set()).update(archived)
     loader = bodies or _no_bodies
     touched: set[str] = set()

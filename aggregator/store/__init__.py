@@ -542,30 +542,35 @@ class Store:
             return {r[0] for r in conn.exec_driver_sql(sql, (feed_key, first, last, since))}
 
     def archive_digests(self, feed_key: str, page_size: int) -> dict[int, str]:
-        """page number -> a hash of what decides that archive page's entries (their ids,
-        dates, sources, winning copies and content hashes; a cheap query: no bodies are
-        read), for every page that holds an entry. Page n holds places
-        (n-1)*page_size+1 .. n*page_size."""
-        ph = self.placeholder
+        """page number -> a summary of which entries hold that archive page's places, for
+        every page that holds an entry (page n holds places (n-1)*page_size+1 .. n*page_size).
+
+        Computed by the database from the feed's places alone: how many are taken, and the
+        sums of the places and of the entries' pks (places are never reused, so an entry
+        leaving or joining changes them). Changes to the entries themselves are told by
+        `pages_written_since`.
+        """
+        size = int(page_size)  # a literal: PostgreSQL groups by the same expression only
         sql = (
-            "SELECT m.seq, e.entry_id, e.published, e.updated, e.content_hash, e.source_name, "
-            "e.version_id FROM feed_members m JOIN entries e ON e.id = m.entry_pk "
-            f"WHERE m.feed_key = {ph} ORDER BY m.seq"
+            f"SELECT (seq - 1) / {size} + 1, COUNT(*), SUM(seq), SUM(entry_pk) FROM feed_members "
+            f"WHERE feed_key = {self.placeholder} GROUP BY (seq - 1) / {size}"
         )
-        digests: dict[int, Any] = {}
         with self.reading() as conn:
-            for seq, entry_id, published, updated, chash, source, vid in conn.exec_driver_sql(
-                sql, (feed_key,)
-            ):
-                page = (seq - 1) // page_size + 1
-                digest = digests.get(page)
-                if digest is None:
-                    digest = digests[page] = hashlib.blake2b(digest_size=16)
-                dates = (self.from_db_time(published), self.from_db_time(updated))
-                row = (str(seq), entry_id, *(d.isoformat() if d else "" for d in dates))
-                row += (chash, source, str(vid))
-                digest.update("\x1f".join(row).encode("utf-8") + b"\x1e")
-        return {page: d.hexdigest() for page, d in digests.items()}
+            rows = conn.exec_driver_sql(sql, (feed_key,)).all()
+        return {int(page): ":".join(str(int(v)) for v in rest) for page, *rest in rows}
+
+    def pages_written_since(self, revision: int, page_size: int) -> set[tuple[str, int]]:
+        """(feed key, archive page) of every page holding an entry written at a store revision
+        after `revision` (every write of an entry, whatever changed in it, gives it the
+        store's next revision)."""
+        # the few entries first, then their places (by the index on entry_pk)
+        sql = (
+            f"SELECT DISTINCT feed_key, (seq - 1) / {int(page_size)} + 1 FROM feed_members "
+            "WHERE entry_pk IN (SELECT id FROM entries "
+            f"WHERE COALESCE(changed_revision, 0) > {self.placeholder})"
+        )
+        with self.reading() as conn:
+            return {(k, int(n)) for k, n in conn.exec_driver_sql(sql, (revision,))}
 
     def _item_query(self) -> Any:
         e, v, i = entries_t, versions_t, inputs_t
