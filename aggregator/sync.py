@@ -142,7 +142,7 @@ class BodyLoader:
             return item
         file = FileStat(Path(item.body_path).name, item.body_path, "", 0)
         try:
-            draft = files_adapter.read_post(file)
+            draft = files_adapter.read_post(file, title=item.title)
         except ParseError as exc:
             log.warning("%s: body not published: %s", item.body_path, exc)
             content, summary = "", ""

@@ -166,6 +166,22 @@ def test_jekyll_seed_is_read() -> None:
     assert draft.body_format == "html"
 
 
+@pytest.mark.parametrize("seed", [HEXO_SEED, JEKYLL_SEED])
+def test_a_body_read_again_for_publishing_is_the_body_read_at_first(seed: str) -> None:
+    """Publishing reads a post's body again without parsing its front matter, given the
+    stored title: the same body, the same repeated-title line dropped."""
+    (file,) = [f for f in scan(SEEDS) if f.locator == seed]
+    first = read_post(file)
+    title = " ".join(str(first.meta["title"]).split())
+    again = read_post(file, title=title)
+    assert again.meta == {}
+    assert (again.body, again.body_format, again.heading_url, again.epoch_ms) == (
+        first.body, first.body_format, first.heading_url, first.epoch_ms
+    )  # fmt: skip
+    other = read_post(file, title="Another title")
+    assert (other.heading_url is None) and (other.body != first.body) == (seed == JEKYLL_SEED)
+
+
 # ---- variants real archives contain --------------------------------------------------------------
 
 BASE = "---\ntitle: 示例标题\ndate: 2022-07-10 09:30:00\ntags: [新闻, 国际]\n---\n<p>第一段。</p>\n"

@@ -117,8 +117,11 @@ def _undecodable(name: str) -> bool:
     return False
 
 
-def read_post(file: FileStat) -> PostDraft:
-    """Read and split one post. Raises ParseError when the file is not a post."""
+def read_post(file: FileStat, title: str | None = None) -> PostDraft:
+    """Read and split one post. Raises ParseError when the file is not a post.
+
+    With `title` (the post's title as stored), the front matter is not parsed (the draft's
+    `meta` is empty): what publishing needs to render a body it did not store."""
     try:
         with open(file.path, "rb") as fh:
             data = fh.read(MAX_FILE_BYTES + 1)
@@ -127,7 +130,7 @@ def read_post(file: FileStat) -> PostDraft:
     if len(data) > MAX_FILE_BYTES:
         raise ParseError(f"larger than {MAX_FILE_BYTES // 2**20} MiB")
     text, warnings = decode(data)
-    return split_post(text, file, warnings)
+    return split_post(text, file, warnings, title=title)
 
 
 def decode(data: bytes) -> tuple[str, list[str]]:
@@ -150,8 +153,11 @@ def decode(data: bytes) -> tuple[str, list[str]]:
     return text, [f"decoded as {encoding}"]
 
 
-def split_post(text: str, file: FileStat, warnings: list[str] | None = None) -> PostDraft:
-    """Split a post's text into front matter and body (see module docstring)."""
+def split_post(
+    text: str, file: FileStat, warnings: list[str] | None = None, *, title: str | None = None
+) -> PostDraft:
+    """Split a post's text into front matter and body (see module docstring); with `title`,
+    the front matter is skipped, not parsed (see `read_post`)."""
     warnings = list(warnings or [])
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -162,9 +168,14 @@ def split_post(text: str, file: FileStat, warnings: list[str] | None = None) -> 
     fence = _FENCE.search(text, first_nl + 1) if first_nl >= 0 else None
     if fence is None:
         raise ParseError("front matter is not closed by a `---` line")
-    meta = load_front_matter(
-        text[first_nl + 1 : fence.start()], first_line=text.count("\n", 0, first_nl + 1) + 1
-    )
+    if title is None:
+        meta = load_front_matter(
+            text[first_nl + 1 : fence.start()], first_line=text.count("\n", 0, first_nl + 1) + 1
+        )
+        raw = meta.get("title")
+        title = clean_line(raw) if isinstance(raw, str) else ""  # as the entry's title is
+    else:
+        meta = {}
     body = text[fence.end() + 1 :]
 
     epoch_ms = None
@@ -175,12 +186,7 @@ def split_post(text: str, file: FileStat, warnings: list[str] | None = None) -> 
         body = body[found.end() :]
     heading_url = None
     heading = _HEADING.match(body)
-    title = meta.get("title")
-    if (
-        heading
-        and isinstance(title, str)
-        and clean_line(heading.group("title")).casefold() == clean_line(title).casefold()
-    ):
+    if heading and title and clean_line(heading.group("title")).casefold() == title.casefold():
         heading_url = heading.group("url")
         body = body[heading.end() :]
     body = body.strip("\n")
