@@ -569,3 +569,33 @@ def test_pages_rendered_in_parts_are_the_bytes_of_a_fresh_render(
     publish(store, fresh)
     assert archive_files(config.output_dir) == archive_files(fresh.output_dir)
     assert "Post 2 edited" in (config.output_dir / "archive/all/1.json").read_text("utf-8")
+
+
+def test_entries_whose_rendered_blocks_vanished_are_rendered_where_needed(
+    store: Store, archive_input: int, tmp_path: Path, store_url: str, monkeypatch: Any
+) -> None:
+    """Publishing renders each entry once into block files beside the output, then builds
+    every document from them. Should those files go (another publisher sweeping its
+    leftovers), each document renders the entries it lacks: the same bytes, no error."""
+    import aggregator.publish as publishing
+
+    real = publishing._render_blocks
+
+    def render_then_lose(*args: Any) -> Any:
+        index = real(*args)
+        for path in {where[0] for where in index.values()}:
+            os.unlink(path)
+        return index
+
+    seed(store, archive_input)
+    config = configure(tmp_path, store_url)
+    monkeypatch.setattr(publishing, "_render_blocks", render_then_lose)
+    result = publish(store, config)
+    monkeypatch.undo()
+    assert result.written
+    fresh = configure(tmp_path / "other", store_url)
+    publish(store, fresh)
+    assert archive_files(config.output_dir) == archive_files(fresh.output_dir)
+    for rel in ("all.atom", "all.rss", "all.json", "tag/a.atom"):
+        assert (config.output_dir / rel).read_bytes() == (fresh.output_dir / rel).read_bytes()
+    assert not [p for p in config.output_dir.iterdir() if p.name.startswith(".tmp-")]
