@@ -66,6 +66,19 @@ def main(ctx: click.Context, config_path: str, verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _batch_gc() -> None:
+    """Tune the cycle collector for a one-shot run that builds large structures (a sync of
+    100,000 posts holds several hundred thousand small objects). With the default thresholds
+    the collector walks them again and again as they pile up: a sync with nothing new took
+    1.5-1.7 s at 100k posts, 1.2 s with these. The modules loaded so far are moved out of its
+    sight (`gc.freeze`), and it runs less often; cycles are still collected. Not used by the
+    daemon, which runs for months."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
 @main.command()
 @click.option(
     "--only", "only", multiple=True, metavar="NAME", help="Run only this input (repeatable)."
@@ -82,6 +95,8 @@ def sync(ctx: click.Context, only: tuple[str, ...], workers: int | None, force: 
     """Read every input, fetch the feeds that are due, update the store, and publish."""
     from aggregator import sync as sync_module
     from aggregator.report import ConsoleReporter, print_summary
+
+    _batch_gc()
 
     config = load_config(ctx)
     names = {i.display_name for i in config.inputs}
