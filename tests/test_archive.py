@@ -94,6 +94,14 @@ def archive_input(store: Store) -> int:
     return store.ensure_input("archive", "files", "/srv/archive", NOW)
 
 
+def seeded_and_published(store: Store, input_id: int, tmp_path: Path, store_url: str) -> Config:
+    """`seed`, then publish with the archive tests' settings; returns those settings."""
+    seed(store, input_id)
+    config = configure(tmp_path, store_url)
+    publish(store, config)
+    return config
+
+
 def seed(store: Store, input_id: int) -> None:
     """Eight posts over two sources; tag `a` on every other one."""
     put(
@@ -219,9 +227,7 @@ def check_archives(store: Store, config: Config) -> dict[tuple[str, str], list[l
 def test_every_entry_is_on_exactly_one_page_reached_from_the_feed(
     store: Store, archive_input: int, tmp_path: Path, store_url: str
 ) -> None:
-    seed(store, archive_input)
-    config = configure(tmp_path, store_url)
-    publish(store, config)
+    config = seeded_and_published(store, archive_input, tmp_path, store_url)
     pages = check_archives(store, config)
     assert set(feed_keys(config.output_dir)) == {
         "all",
@@ -252,9 +258,7 @@ def test_full_pages_keep_their_members_and_bytes_as_the_feed_grows(
 ) -> None:
     """Back-dated imports and an old entry tagged later join at the end: full pages do not
     move. Only pages holding an edited entry change bytes (the tag shows in its categories)."""
-    seed(store, archive_input)
-    config = configure(tmp_path, store_url)
-    publish(store, config)
+    config = seeded_and_published(store, archive_input, tmp_path, store_url)
     before_pages = check_archives(store, config)
     before_files = archive_files(config.output_dir)
 
@@ -284,9 +288,7 @@ def test_full_pages_keep_their_members_and_bytes_as_the_feed_grows(
 def test_an_entry_that_leaves_a_feed_leaves_its_page(
     store: Store, archive_input: int, tmp_path: Path, store_url: str
 ) -> None:
-    seed(store, archive_input)
-    config = configure(tmp_path, store_url)
-    publish(store, config)
+    config = seeded_and_published(store, archive_input, tmp_path, store_url)
     # post 1 loses tag `a` (it stays in `all`); post 3 is deleted
     put(store, archive_input, post(1, day(1)))
     known = store.known_files(archive_input, ["3.md"])
@@ -403,9 +405,7 @@ def test_the_migration_places_existing_entries_oldest_first(
 def test_archive_page_0_publishes_no_pages_and_no_links(
     store: Store, archive_input: int, tmp_path: Path, store_url: str
 ) -> None:
-    seed(store, archive_input)
-    config = configure(tmp_path, store_url)
-    publish(store, config)
+    config = seeded_and_published(store, archive_input, tmp_path, store_url)
     assert (config.output_dir / "archive").is_dir()
     off = configure(tmp_path, store_url, archive_page=0)
     result = publish(store, off)
@@ -479,9 +479,7 @@ def test_a_second_publish_with_nothing_changed_writes_nothing(
 def test_hub_links_only_when_configured(
     store: Store, archive_input: int, tmp_path: Path, store_url: str
 ) -> None:
-    seed(store, archive_input)
-    config = configure(tmp_path, store_url)
-    publish(store, config)
+    config = seeded_and_published(store, archive_input, tmp_path, store_url)
     feed_url = feed_ref("all", "").url(BASE, "atom")
     assert "hub" not in read(config.output_dir, feed_url, "atom").links
     hub = "https://hub.example.org/"
@@ -502,9 +500,7 @@ def test_hub_links_only_when_configured(
 def test_browsers_get_a_readable_page_from_atom_and_rss(
     store: Store, archive_input: int, tmp_path: Path, store_url: str
 ) -> None:
-    seed(store, archive_input)
-    config = configure(tmp_path, store_url)
-    publish(store, config)
+    config = seeded_and_published(store, archive_input, tmp_path, store_url)
     output = config.output_dir
     xsl_bytes = (output / "feed.xsl").read_bytes()
     xsl = etree.fromstring(xsl_bytes)
@@ -532,9 +528,7 @@ def test_browsers_get_a_readable_page_from_atom_and_rss(
 def test_file_times_are_the_dates_of_their_content(
     store: Store, archive_input: int, tmp_path: Path, store_url: str
 ) -> None:
-    seed(store, archive_input)
-    config = configure(tmp_path, store_url)
-    publish(store, config)
+    config = seeded_and_published(store, archive_input, tmp_path, store_url)
     output = config.output_dir
 
     def mtime(rel: str) -> datetime:
@@ -558,9 +552,7 @@ def test_pages_rendered_in_parts_are_the_bytes_of_a_fresh_render(
 ) -> None:
     """A page whose entries mostly did not change copies them from its old file: the result
     is what another machine rendering everything afresh from the same store writes."""
-    seed(store, archive_input)
-    config = configure(tmp_path, store_url)
-    publish(store, config)
+    config = seeded_and_published(store, archive_input, tmp_path, store_url)
     put(store, archive_input, post(2, day(2), text=" edited"), post(5, day(5), text=" edited"))
     put(store, archive_input, post(1, day(1), tags=[("a", "A"), ("b", "B")]))
     result = publish(store, config)

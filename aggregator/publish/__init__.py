@@ -253,7 +253,6 @@ def publish(
     new_manifest: dict[str, Any] = {}
     tasks: list[RenderTask] = []
     wanted: dict[int, set[str]] = {}  # entry pk -> formats it is to be rendered in
-    archive_pages_stale = False
     # The store revision the output was last published at (None: render everything), and the
     # archive pages holding an entry written since (None: not looked up yet).
     last = manifest.get("store_revision") if same_settings else None
@@ -319,9 +318,8 @@ def publish(
             stale.append((n, old[1] if old else None))
         for i in range(0, len(stale), PAGES_PER_TASK):
             tasks.append(RenderTask(ref, last_place, tuple(stale[i : i + PAGES_PER_TASK])))
-        archive_pages_stale = archive_pages_stale or bool(stale)
         new_manifest[key] = entry
-    if archive_pages_stale:
+    if any(task.pages for task in tasks):
         # The entries a stale archive page cannot copy from its old file are (but for pages
         # whose file is missing) those written since the last publish.
         for pk in store.entries_changed_since(last_publish):
@@ -413,13 +411,11 @@ def _no_bodies(item: FeedItem) -> FeedItem:
     return item
 
 
-def _render_task(
-    store: Store, config: Config, task: RenderTask, bodies: BodyLoader, blocks: Blocks
-) -> RenderDone:
+def _render_task(config: Config, task: RenderTask, blocks: Blocks) -> RenderDone:
     # feedgen and lxml load only to render
     from aggregator.publish.render import assemble
 
-    ref = task.ref
+    ref, store = task.ref, blocks.store
     written: list[str] = []
     if task.pages:
         size, archived = archive_settings(config)
@@ -427,13 +423,14 @@ def _render_task(
         for page, since in task.pages:
             places = page_places(page, size)
             refs = store.archive_refs(ref.key, *places)
-            changed = store.archive_changed(ref.key, *places, since) if since is not None else None
+            # entries written since the page's file was rendered (None: it cannot be trusted)
+            changed = None if since is None else {r.entry_id for r in refs if r.changed > since}
             meta = archive_meta(config, ref, page, total)
             meta = replace(meta, updated_at=_newest_update(refs))
             for fmt in archived:
                 path = config.output_dir / ref.archive_path(page, fmt)
                 kept = _unchanged_blocks(path, fmt, changed)
-                data = assemble(fmt, meta, blocks.gather(fmt, refs, kept, store, bodies))
+                data = assemble(fmt, meta, blocks.gather(fmt, refs, kept))
                 if write_if_changed(path, data, meta.updated_at):
                     written.append(ref.archive_path(page, fmt))
         return ref.key, {}, written
@@ -444,7 +441,7 @@ def _render_task(
     for fmt in config.feeds.formats:
         rel = ref.path(fmt)
         files[fmt] = rel
-        data = assemble(fmt, meta, blocks.gather(fmt, refs, {}, store, bodies))
+        data = assemble(fmt, meta, blocks.gather(fmt, refs, {}))
         if write_if_changed(config.output_dir / rel, data, updated):
             written.append(rel)
     entry = {
@@ -497,20 +494,16 @@ BlockIndex = dict[tuple[str, str], tuple[str, int, int]]
 
 
 class Blocks:
-    """The rendered entries of the first pass, read back from their block files."""
+    """The rendered entries of the first pass, read back from their block files; entries it
+    lacks are read from `store` and rendered."""
 
-    def __init__(self, index: BlockIndex):
+    def __init__(self, index: BlockIndex, store: Store, bodies: BodyLoader):
         self.index = index
+        self.store = store
+        self.bodies = bodies
         self.files: dict[str, int] = {}
 
-    def gather(
-        self,
-        fmt: str,
-        refs: list[ItemRef],
-        kept: dict[str, bytes],
-        store: Store,
-        bodies: BodyLoader,
-    ) -> list[bytes]:
+    def gather(self, fmt: str, refs: list[ItemRef], kept: dict[str, bytes]) -> list[bytes]:
         """The blocks of these entries, in order: from `kept`, else the block files, else
         rendered now (an entry deleted meanwhile is left out)."""
         from aggregator.publish.render import render_blocks
@@ -524,7 +517,7 @@ class Blocks:
             else:
                 found[ref.entry_id] = block
         if missing:
-            items = [bodies(i) for i in store.items_by_pk(missing).values()]
+            items = [self.bodies(i) for i in self.store.items_by_pk(missing).values()]
             found.update(render_blocks(fmt, items))
         return [found[r.entry_id] for r in refs if r.entry_id in found]
 
@@ -574,26 +567,26 @@ def _render_blocks(
     return index
 
 
-_worker: tuple[Store, Config, BodyLoader, Blocks] | None = None
+_worker: tuple[Config, Blocks] | None = None
 
 
 def _init_worker(config: Config, bodies: BodyLoader, index: BlockIndex) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     store = Store.open(config.database_url, upgrade=False)
-    _worker = (store, config, bodies, Blocks(index))
+    _worker = (config, Blocks(index, store, bodies))
 
 
 def _blocks_task(wanted: list[tuple[int, tuple[str, ...]]]) -> BlockIndex:
     assert _worker is not None
-    store, config, bodies, _ = _worker
-    return _render_blocks(store, config, wanted, bodies)
+    config, blocks = _worker
+    return _render_blocks(blocks.store, config, wanted, blocks.bodies)
 
 
 def _render_chunk(tasks: list[RenderTask]) -> list[RenderDone]:
     assert _worker is not None
-    store, config, bodies, blocks = _worker
-    return [_render_task(store, config, task, bodies, blocks) for task in tasks]
+    config, blocks = _worker
+    return [_render_task(config, task, blocks) for task in tasks]
 
 
 def _render_all(
@@ -611,49 +604,38 @@ def _render_all(
     parallel = workers > 1 and total >= PARALLEL_MIN
     done = 0
     index: BlockIndex = {}
+    blocks = Blocks(index, store, bodies)
     started = time.perf_counter()
-
-    def first_pass_done() -> None:
+    try:
+        if not first:
+            parts: Iterable[BlockIndex] = ()
+        elif parallel:
+            parts = _pool_map(workers, config, bodies, {}, _blocks_task, first)
+        else:
+            parts = (_render_blocks(store, config, w, bodies) for w in first)
+        for part in parts:
+            index.update(part)
+            done += 1
+            if progress:
+                progress(done, total)
         timing.info(
             "rendered %d entries (%d blocks) in %.2fs",
             len(ordered), len(index), time.perf_counter() - started,
         )  # fmt: skip
-
-    try:
         if parallel:
-            for part in (
-                _pool_map(workers, config, bodies, {}, _blocks_task, first) if first else ()
-            ):
-                index.update(part)
-                done += 1
-                if progress:
-                    progress(done, total)
-            first_pass_done()
             chunks = [tasks[i : i + TASKS_PER_CHUNK] for i in range(0, len(tasks), TASKS_PER_CHUNK)]
             # forked after the first pass, the workers inherit its index
-            for results in _pool_map(workers, config, bodies, index, _render_chunk, chunks):
-                for item in results:
-                    done += 1
-                    yield item
-                    if progress:
-                        progress(done, total)
-            return
-        for part_wanted in first:
-            index.update(_render_blocks(store, config, part_wanted, bodies))
+            results = _pool_map(workers, config, bodies, index, _render_chunk, chunks)
+            documents: Iterable[RenderDone] = (d for chunk in results for d in chunk)
+        else:
+            documents = (_render_task(config, task, blocks) for task in tasks)
+        for document in documents:
             done += 1
+            yield document
             if progress:
                 progress(done, total)
-        first_pass_done()
-        blocks = Blocks(index)
-        try:
-            for task in tasks:
-                yield _render_task(store, config, task, bodies, blocks)
-                done += 1
-                if progress:
-                    progress(done, total)
-        finally:
-            blocks.close()
     finally:
+        blocks.close()
         for path in {where[0] for where in index.values()}:
             Path(path).unlink(missing_ok=True)
 

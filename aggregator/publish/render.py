@@ -72,8 +72,8 @@ class FeedMeta:
     current: dict[str, str] | None = None
     """Set on archive pages only: format -> URL of the subscription document."""
     updated_at: datetime | None = None
-    """The document's date when it is rendered in parts (`render_page`); else its newest
-    entry's."""
+    """The document's date when it is assembled from entry blocks (`assemble`); else its
+    newest entry's."""
 
     def updated(self, items: list[FeedItem]) -> datetime:
         if self.updated_at is not None:
@@ -242,7 +242,7 @@ def render_rss(meta: FeedMeta, items: list[FeedItem]) -> bytes:
 def render_json(meta: FeedMeta, items: list[FeedItem]) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1). No library writes it well; it is a
     plain JSON document, so it is built here: exactly `json.dumps(feed, indent=2)`, written
-    item by item so that archive pages can reuse items (`render_page`)."""
+    item by item so that documents can be assembled from items (`assemble`)."""
     return _json_document(meta, [_json_block(_json_item(item)) for item in items])
 
 
@@ -322,7 +322,7 @@ RENDERERS = {"atom": render_atom, "rss": render_rss, "json": render_json}
 # tags, their archive pages. So the publisher renders each entry once per format
 # (`render_blocks`) and assembles every document from those blocks and its frame
 # (`assemble`); an archive page also copies the blocks of its unchanged entries from its old
-# file (`entry_blocks`, `render_page`). The result is the same bytes as rendering every entry
+# file (`entry_blocks`). The result is the same bytes as rendering every entry
 # of the document afresh (tests check), so machines sharing a store publish identical files.
 
 # Where entries are in a document we rendered: each starts and ends a line with these bytes
@@ -408,11 +408,3 @@ def assemble(fmt: str, meta: FeedMeta, blocks: list[bytes]) -> bytes:
     end = _XML_END[fmt]
     assert frame.endswith(end)
     return frame[: -len(end)] + b"".join(blocks) + end
-
-
-def render_page(fmt: str, meta: FeedMeta, items: list[FeedItem], kept: dict[str, bytes]) -> bytes:
-    """The document of `items` (in order), copying the bytes of the entries in `kept` (from
-    `entry_blocks` of the page's old file) and rendering the others; `meta.updated_at` must be
-    the date of the whole page."""
-    fresh = render_blocks(fmt, [i for i in items if i.entry_id not in kept])
-    return assemble(fmt, meta, [kept.get(i.entry_id) or fresh[i.entry_id] for i in items])

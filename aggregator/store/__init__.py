@@ -58,6 +58,8 @@ class ItemRef(NamedTuple):
     pk: int
     entry_id: str
     updated: datetime
+    changed: int
+    """The store revision that last wrote the entry (0: before schema 0003)."""
 
 
 versions_t = cast(Table, VersionRow.__table__)
@@ -468,7 +470,7 @@ class Store:
 
     def feed_items(self, feed_key: str, limit: int) -> list[FeedItem]:
         """The newest `limit` entries of a feed (published desc, then id), ready to render."""
-        return self._items(self._newest(self._item_query(), feed_key).limit(limit))
+        return self._ready(self.feed_refs(feed_key, limit))
 
     def feed_refs(self, feed_key: str, limit: int) -> list[ItemRef]:
         """What `feed_items` lists, without reading the entries' bodies."""
@@ -488,9 +490,7 @@ class Store:
 
     def archive_items(self, feed_key: str, first: int, last: int) -> list[FeedItem]:
         """What `archive_refs` lists, ready to render."""
-        refs = self.archive_refs(feed_key, first, last)
-        items = self.items_by_pk([r.pk for r in refs])
-        return [items[r.pk] for r in refs if r.pk in items]
+        return self._ready(self.archive_refs(feed_key, first, last))
 
     def items_by_pk(self, pks: Sequence[int]) -> dict[int, FeedItem]:
         """entry pk -> the entry, ready to render, for those of `pks` that exist."""
@@ -507,13 +507,19 @@ class Store:
         with self.reading() as conn:
             return [pk for (pk,) in conn.execute(query)]
 
+    def _ready(self, refs: list[ItemRef]) -> list[FeedItem]:
+        items = self.items_by_pk([r.pk for r in refs])
+        return [items[r.pk] for r in refs if r.pk in items]
+
     def _ref_query(self) -> Any:
         e = entries_t
-        return select(e.c.id, e.c.entry_id, e.c.updated)
+        return select(e.c.id, e.c.entry_id, e.c.updated, func.coalesce(e.c.changed_revision, 0))
 
     def _refs(self, query: Any) -> list[ItemRef]:
         with self.reading() as conn:
-            return [ItemRef(pk, entry_id, updated) for pk, entry_id, updated in conn.execute(query)]
+            return [
+                ItemRef(pk, eid, updated, int(rev)) for pk, eid, updated, rev in conn.execute(query)
+            ]
 
     def _newest(self, query: Any, feed_key: str) -> Any:
         """`query` (over entries) narrowed to a feed, newest first (published desc, then id)."""
@@ -528,18 +534,6 @@ class Store:
         return query.join(link_t, and_(link_t.c.entry_pk == e.c.id, col == key)).order_by(
             link_t.c.published.desc(), e.c.entry_id
         )
-
-    def archive_changed(self, feed_key: str, first: int, last: int, since: int) -> set[str]:
-        """Ids of the entries placed `first`..`last` in a feed's archive that were written at a
-        store revision after `since`."""
-        ph = self.placeholder
-        sql = (
-            "SELECT e.entry_id FROM feed_members m JOIN entries e ON e.id = m.entry_pk "
-            f"WHERE m.feed_key = {ph} AND m.seq >= {ph} AND m.seq <= {ph} "
-            f"AND COALESCE(e.changed_revision, 0) > {ph}"
-        )
-        with self.reading() as conn:
-            return {r[0] for r in conn.exec_driver_sql(sql, (feed_key, first, last, since))}
 
     def archive_digests(self, feed_key: str, page_size: int) -> dict[int, str]:
         """page number -> a summary of which entries hold that archive page's places, for
@@ -596,9 +590,6 @@ class Store:
             .join(v, v.c.id == e.c.version_id)
             .join(i, i.c.id == v.c.input_id)
         )
-
-    def _items(self, query: Any) -> list[FeedItem]:
-        return [item for _, item in self._item_rows(query)]
 
     def _item_rows(self, query: Any) -> list[tuple[int, FeedItem]]:
         """(entry pk, entry) for each row of `query` (an `_item_query`), in its order."""
