@@ -273,12 +273,12 @@ class Daemon:
                 return
 
     def _publish(self) -> PublishResult:
-        # One worker: the publisher's parallel mode forks, which a process with threads (this
-        # one) should not do.
+        # A large publish (the first, say) is shared with worker processes; they come from a
+        # fork server, since this process runs threads (see `publish._worker_context`).
         return publish(
             self.store,
             self.config,
-            workers=1,
+            workers=os.cpu_count() or 1,
             bodies=BodyLoader(self.config.feeds.summary_length),
         )
 
@@ -356,7 +356,14 @@ class Daemon:
 
     def _job(self, name: str) -> Any:
         async def job() -> None:
-            await self.refresh(name)
+            try:
+                await self.refresh(name)
+            except asyncio.CancelledError:
+                # Stopping: the scheduler cancels the jobs it runs (APScheduler would log that
+                # as an error, with a traceback), and runs not started yet are dropped. A
+                # refresh under way goes on in its lane; `drain` waits for it.
+                if not self.stopping:
+                    raise
 
         return job
 

@@ -55,7 +55,9 @@ def _parse_chunk(files: Sequence[FileStat]) -> list[Parsed]:
     return parse_files(files, _settings)
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Where worker processes come from: a fork server preloading this module (spawn where
+    there is none)."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
@@ -76,7 +78,7 @@ def parsed(
     # store (results are small: bodies stay in their files), and still bounded.
     window = 16 * workers
     with ProcessPoolExecutor(
-        workers, mp_context=_context(), initializer=_init_worker, initargs=(settings,)
+        workers, mp_context=worker_context(), initializer=_init_worker, initargs=(settings,)
     ) as pool:
         pending: deque[Future[list[Parsed]]] = deque()
         todo = iter(chunks)
@@ -123,4 +125,4 @@ def _ignore_sigint() -> None:
 
 def feed_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes for `parse_feed` (from the same lean fork server as post parsing)."""
-    return ProcessPoolExecutor(workers, mp_context=_context(), initializer=_ignore_sigint)
+    return ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=_ignore_sigint)

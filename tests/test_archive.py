@@ -591,3 +591,38 @@ def test_entries_whose_rendered_blocks_vanished_are_rendered_where_needed(
     for rel in ("all.atom", "all.rss", "all.json", "tag/a.atom"):
         assert (config.output_dir / rel).read_bytes() == (fresh.output_dir / rel).read_bytes()
     assert not [p for p in config.output_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_publish_beside_other_threads_shares_the_work_with_fresh_workers(
+    store: Store,
+    archive_input: int,
+    tmp_path: Path,
+    store_url: str,
+    monkeypatch: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The daemon publishes from a process that runs threads (server, scheduler), where
+    forking is unsafe: its workers come from the fork server instead, read the first pass's
+    index from a file, and write what one process writes."""
+    import aggregator.publish as publishing
+
+    seed(store, archive_input)
+    config = configure(tmp_path, store_url)
+    monkeypatch.setattr(publishing, "PARALLEL_MIN_FRESH", 1)  # this small store, in workers
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with caplog.at_level("INFO", logger="aggregator.timing"):
+            result = publish(store, config, workers=2)
+    finally:
+        stop.set()
+        other.join()
+    assert result.written
+    assert any("2 workers (forkserver)" in r.getMessage() for r in caplog.records)
+    alone = configure(tmp_path / "alone", store_url)
+    publish(store, alone, workers=1)
+    assert archive_files(config.output_dir) == archive_files(alone.output_dir)
+    for rel in ("all.atom", "all.rss", "all.json", "tag/a.atom", "index.html"):
+        assert (config.output_dir / rel).read_bytes() == (alone.output_dir / rel).read_bytes()
+    assert not [p for p in config.output_dir.iterdir() if p.name.startswith(".tmp-")]

@@ -239,6 +239,16 @@ def test_sigterm_stops_cleanly_and_a_restart_resumes(site: Path) -> None:
         assert due is not None
 
 
+def test_sigterm_before_a_refresh_starts_is_quiet(site: Path) -> None:
+    """Stopped while a refresh waits to start (the first one, just after the start-up
+    publish): the run is dropped without an error or a traceback in the log."""
+    with dp.running(site) as d:
+        d.wait_for(lambda e: e.get("event") == "publish")
+        assert d.stop(signal.SIGTERM) == 0
+    assert not [e for e in d.events if e.get("level") == "error"], d.lines
+    assert not [line for line in d.lines if "Traceback" in line]
+
+
 def make_posts(folder: Path, n: int) -> None:
     folder.mkdir(parents=True)
     for i in range(n):

@@ -24,13 +24,16 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -488,6 +491,7 @@ BLOCKS_PER_TASK = 250
 """Entries rendered by one first-pass task."""
 TASKS_PER_CHUNK = 8
 PARALLEL_MIN = 24
+PARALLEL_MIN_FRESH = 96
 
 BlockIndex = dict[tuple[str, str], tuple[str, int, int]]
 """(format, entry id) -> (block file, offset, length)"""
@@ -502,6 +506,8 @@ class Blocks:
         self.store = store
         self.bodies = bodies
         self.files: dict[str, int] = {}
+        self.index_file: str | None = None
+        """Where `index` was read from (in a worker)."""
 
     def gather(self, fmt: str, refs: list[ItemRef], kept: dict[str, bytes]) -> list[bytes]:
         """The blocks of these entries, in order: from `kept`, else the block files, else
@@ -570,11 +576,11 @@ def _render_blocks(
 _worker: tuple[Config, Blocks] | None = None
 
 
-def _init_worker(config: Config, bodies: BodyLoader, index: BlockIndex) -> None:
+def _init_worker(config: Config, bodies: BodyLoader) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     store = Store.open(config.database_url, upgrade=False)
-    _worker = (config, Blocks(index, store, bodies))
+    _worker = (config, Blocks({}, store, bodies))
 
 
 def _blocks_task(wanted: list[tuple[int, tuple[str, ...]]]) -> BlockIndex:
@@ -583,9 +589,13 @@ def _blocks_task(wanted: list[tuple[int, tuple[str, ...]]]) -> BlockIndex:
     return _render_blocks(blocks.store, config, wanted, blocks.bodies)
 
 
-def _render_chunk(tasks: list[RenderTask]) -> list[RenderDone]:
+def _render_chunk(index_file: str, tasks: list[RenderTask]) -> list[RenderDone]:
     assert _worker is not None
     config, blocks = _worker
+    if blocks.index_file != index_file:  # the first task of this pass in this worker
+        with open(index_file, "rb") as fh:
+            blocks.index = pickle.load(fh)
+        blocks.index_file = index_file
     return [_render_task(config, task, blocks) for task in tasks]
 
 
@@ -601,31 +611,44 @@ def _render_all(
     ordered = [(pk, tuple(sorted(wanted[pk]))) for pk in sorted(wanted)]
     first = [ordered[i : i + BLOCKS_PER_TASK] for i in range(0, len(ordered), BLOCKS_PER_TASK)]
     total = len(first) + len(tasks)
-    parallel = workers > 1 and total >= PARALLEL_MIN
+    context = _worker_context()
+    # Workers that do not fork start a fresh interpreter and import the publisher (about a
+    # second): worth it only for a large publish, such as the daemon's first.
+    least = PARALLEL_MIN if context.get_start_method() == "fork" else PARALLEL_MIN_FRESH
+    pool = None
+    if workers > 1 and total >= least:
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(config, bodies)
+        )
     done = 0
     index: BlockIndex = {}
     blocks = Blocks(index, store, bodies)
+    temporary: set[str] = set()
     started = time.perf_counter()
     try:
-        if not first:
-            parts: Iterable[BlockIndex] = ()
-        elif parallel:
-            parts = _pool_map(workers, config, bodies, {}, _blocks_task, first)
+        if pool is not None:
+            parts: Iterable[BlockIndex] = pool.map(_blocks_task, first)
         else:
             parts = (_render_blocks(store, config, w, bodies) for w in first)
         for part in parts:
             index.update(part)
+            temporary.update(where[0] for where in part.values())
             done += 1
             if progress:
                 progress(done, total)
+        where = "here" if pool is None else f"{workers} workers ({context.get_start_method()})"
         timing.info(
-            "rendered %d entries (%d blocks) in %.2fs",
-            len(ordered), len(index), time.perf_counter() - started,
+            "rendered %d entries (%d blocks) in %.2fs, %s",
+            len(ordered), len(index), time.perf_counter() - started, where,
         )  # fmt: skip
-        if parallel:
+        if pool is not None:
+            # the workers read the index of the first pass from a file beside the blocks
+            fd, index_file = tempfile.mkstemp(dir=config.output_dir, prefix=TEMP_PREFIX + "index-")
+            temporary.add(index_file)
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(index, fh, pickle.HIGHEST_PROTOCOL)
             chunks = [tasks[i : i + TASKS_PER_CHUNK] for i in range(0, len(tasks), TASKS_PER_CHUNK)]
-            # forked after the first pass, the workers inherit its index
-            results = _pool_map(workers, config, bodies, index, _render_chunk, chunks)
+            results = pool.map(partial(_render_chunk, index_file), chunks)
             documents: Iterable[RenderDone] = (d for chunk in results for d in chunk)
         else:
             documents = (_render_task(config, task, blocks) for task in tasks)
@@ -634,33 +657,30 @@ def _render_all(
             yield document
             if progress:
                 progress(done, total)
+    except BaseException:
+        if pool is not None:
+            # Ctrl-C, or a failed task: the tasks not started yet are dropped, not waited for
+            # (with archive pages there can be thousands).
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
+        if pool is not None:
+            pool.shutdown()
         blocks.close()
-        for path in {where[0] for where in index.values()}:
+        for path in temporary:
             Path(path).unlink(missing_ok=True)
 
 
-def _pool_map(
-    workers: int,
-    config: Config,
-    bodies: BodyLoader,
-    index: BlockIndex,
-    fn: Callable[[Any], Any],
-    args: list[Any],
-) -> Iterator[Any]:
-    """fn over args in forked worker processes, results in order."""
-    context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(config, bodies, index)
-    )
-    try:
-        yield from pool.map(fn, args)
-    except BaseException:
-        # Ctrl-C, or a failed task: the tasks not started yet are dropped, not waited for
-        # (with archive pages there can be thousands).
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown()
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Fork when this process runs one thread (`aggregator sync`): workers start at once.
+    With other threads running (the daemon's server and scheduler), a forked child could
+    inherit a lock one of them held, locked forever; workers then come from the fork server
+    post parsing uses (a clean single-threaded process) and import what they need."""
+    if threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    from aggregator.parsing import worker_context
+
+    return worker_context()
 
 
 def _listed_from_manifest(key: str, entry: dict[str, Any]) -> Listed:
