@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aggregator.config import Config
@@ -148,8 +149,11 @@ def print_feeds(listing: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def input_listing(config: Config, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def input_listing(
+    config: Config, rows: dict[str, dict[str, Any]], now: datetime | None = None
+) -> list[dict[str, Any]]:
     """Configured inputs with their stored state (for `aggregator inputs`)."""
+    now = now or datetime.now(UTC)
     out: list[dict[str, Any]] = []
     for inp in config.inputs:
         row = rows.get(inp.display_name, {})
@@ -162,6 +166,9 @@ def input_listing(config: Config, rows: dict[str, dict[str, Any]]) -> list[dict[
         state = "disabled" if not inp.enabled else row.get("status") or "never run"
         if row.get("retired_at"):
             state = "retired (410 Gone)"
+        holder = _holder(row, now)
+        if holder:
+            state += f", being refreshed by {holder}"
         out.append(
             {
                 "name": inp.display_name,
@@ -173,9 +180,21 @@ def input_listing(config: Config, rows: dict[str, dict[str, Any]]) -> list[dict[
                 "error_count": row.get("error_count") or 0,
                 "last_error": row.get("last_error"),
                 "next_due": _iso(row.get("next_due_at")),
+                "held_by": holder,
             }
         )
     return out
+
+
+def _holder(row: dict[str, Any], now: datetime) -> str | None:
+    """Who runs the input now: the owner of a live lease on it (none when that process is
+    known to be gone: its lease is free for the taking)."""
+    from aggregator.leases import is_dead
+
+    owner, until = row.get("lease_owner"), row.get("lease_until")
+    if owner is None or until is None or until < now or is_dead(owner):
+        return None
+    return str(owner)
 
 
 def _iso(value: Any) -> str | None:

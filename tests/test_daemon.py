@@ -373,7 +373,9 @@ def test_sync_beside_a_daemon_leaves_its_inputs_alone(tmp_path: Path) -> None:
     with hs.serve() as server:
         path = "/slow.xml"
         server.in_flight, server.most = {}, {}  # type: ignore[attr-defined]
-        url = server.route(path, slow_feed(1, server, path, 2.0))
+        url = server.route(
+            path, slow_feed(1, server, path, 4.0)
+        )  # long enough for sync and `inputs` beside it
         config = write_config(
             tmp_path,
             inputs=[{"kind": "feed", "url": url, "name": "slow", "every": "1h"}],
@@ -386,6 +388,14 @@ def test_sync_beside_a_daemon_leaves_its_inputs_alone(tmp_path: Path) -> None:
                 time.sleep(0.02)
             busy = sync(config, "--force")
             assert "slow: being refreshed by serve on" in busy.stdout
+            listed = subprocess.run(
+                [sys.executable, "-m", "aggregator", "--config", str(config), "inputs", "--json"],
+                capture_output=True, text=True, cwd=tmp_path, timeout=60, check=True,
+            )  # fmt: skip
+            [slow] = json.loads(listed.stdout)
+            assert slow["held_by"].startswith("serve on ")
+            assert slow["held_by"].endswith(f"(pid {d.proc.pid})")
+            assert ", being refreshed by serve on " in slow["status"]
             d.wait_for(lambda e: e.get("event") == "refresh" and e.get("outcome") == "ok")
             after = sync(config)
             assert "slow: not due until" in after.stdout
