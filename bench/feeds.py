@@ -229,6 +229,7 @@ _STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
 _INPUT_LINE = re.compile(_STAMP + r" input (\S+): (.*) in ([\d.]+)s$")
 _DECIDED = re.compile(_STAMP + r" decided entries in ([\d.]+)s$")
 _PUBLISHED = re.compile(_STAMP + r" published (\d+) feeds \((\d+) files written\) in ([\d.]+)s$")
+_RENDERED = re.compile(_STAMP + r" rendered (\d+) entries \((\d+) blocks\) in ([\d.]+)s")
 
 
 def _when(stamp: str) -> float:
@@ -242,6 +243,8 @@ class Phases:
     feeds: float | None = None
     decide: float | None = None
     publish: float | None = None
+    render: float | None = None
+    """Of publish: rendering the entries (the first pass; the rest assembles the documents)."""
     exit: float | None = None
     feed_lines: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -267,6 +270,8 @@ def phases(run: Run) -> Phases:
             decided = (_when(m.group(1)), float(m.group(2)))
         elif m := _PUBLISHED.match(line):
             published = (_when(m.group(1)), float(m.group(4)))
+        elif m := _RENDERED.match(line):
+            ph.render = float(m.group(4))
     if starts:
         ph.startup = min(starts) - run.start
     if decided:
@@ -709,10 +714,23 @@ def report(args: argparse.Namespace, server: Server, rounds: list[Round]) -> str
         f"{med(plain_cold) / med(known):.2f}×" if known else "–",
         "1×",
     )
+
+    def until_stored(ph: Phases) -> float | None:
+        parts = (ph.startup, ph.feeds, ph.decide)
+        return None if None in parts else sum(v for v in parts if v is not None)
+
+    stored = col(lambda r: until_stored(r.cold_phases))
+    known = [v for v in stored if v]
     row(
-        "cold phases: startup / feeds / decide / publish / exit",
+        "cold: plain loop ÷ aggregator until everything is stored (startup + feeds + decide)",
+        f"{med(plain_cold) / med(known):.2f}× ({med(known):.2f} s)" if known else "–",
+        "1×",
+    )
+    row(
+        "cold phases: startup / feeds / decide / publish (of which rendering entries) / exit",
         " / ".join(
             fmt_med(col(lambda r, k=k: getattr(r.cold_phases, k)))
+            + (f" ({fmt_med(col(lambda r: r.cold_phases.render))})" if k == "publish" else "")
             for k in ("startup", "feeds", "decide", "publish", "exit")
         ),
         f"fetch {med(col(lambda r: r.plain_figures['cold_fetch'])):.2f} s / feedparser "
@@ -823,7 +841,7 @@ def report(args: argparse.Namespace, server: Server, rounds: list[Round]) -> str
                 ln
                 for ln in run.stderr.splitlines()
                 if ln.strip() and not _INPUT_LINE.match(ln) and not _DECIDED.match(ln)
-                if not _PUBLISHED.match(ln)
+                if not _PUBLISHED.match(ln) and not _RENDERED.match(ln)
             ]
             if other:
                 notes.append(
