@@ -155,8 +155,10 @@ def _sync(ctx: click.Context, only: tuple[str, ...], workers: int | None, force:
 def serve(ctx: click.Context, host: str | None, port: int | None, log_format: str) -> None:
     """Run as a daemon: refresh every input on its schedule and serve the feeds over HTTP.
 
-    Stops cleanly on SIGTERM or Ctrl-C (the work under way finishes first)."""
+    Stops cleanly on SIGTERM or Ctrl-C (the work under way finishes first); SIGHUP reads the
+    configuration again (inputs added, removed or changed apply at once)."""
     from aggregator import daemon
+    from aggregator.config import config_path
 
     config = load_config(ctx)
     daemon.setup_logging(log_format, verbose=ctx.obj.get("verbose", False))
@@ -165,6 +167,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, log_format: st
             config,
             host if host is not None else config.serve.host,
             port if port is not None else config.serve.port,
+            config_path(ctx.obj["config"]).resolve(),
         )
     except AggregatorError as exc:
         fail(exc)
@@ -342,6 +345,10 @@ def add(
     click.echo(f"added feed {added[0]!r}: {chosen.url} ({chosen.items} items) to {path}")
     for other in found[1:]:
         click.echo(f"also found: {other.url} ({other.title or 'untitled'})")
+    click.echo(RELOAD_HINT)
+
+
+RELOAD_HINT = "a running `aggregator serve` takes it up on SIGHUP (`systemctl reload aggregator`)"
 
 
 @main.command("import-opml")
@@ -365,6 +372,8 @@ def import_opml(ctx: click.Context, file: str) -> None:
         f"imported {len(added)} feeds from {file} into {path}"
         + (f" ({skipped} already there)" if skipped else "")
     )
+    if added:
+        click.echo(RELOAD_HINT)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -29,10 +29,12 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aggregator.config import Config
@@ -56,6 +58,24 @@ log = logging.getLogger("aggregator")
 
 BATCH_WINDOW = 0.2
 """Seconds to wait for other inputs coming due, so they are refreshed together."""
+
+RESTART_ONLY: tuple[tuple[str, Callable[[Config], Any]], ...] = (
+    ("database", lambda c: c.database_url),
+    ("output", lambda c: c.output_dir),
+    ("site.base_url", lambda c: c.site.base_url),
+    ("serve.max_age", lambda c: c.serve.max_age),
+    ("serve.lease", lambda c: c.serve.lease),
+    ("serve.jitter", lambda c: c.serve.jitter),
+)
+"""Settings the running server, leases or scheduler were built with: a reload that changes
+one is refused (the store, output and URLs must not change under the daemon)."""
+
+RESTART_AT_START: tuple[tuple[str, Callable[[Config], Any]], ...] = (
+    ("serve.host", lambda c: c.serve.host),
+    ("serve.port", lambda c: c.serve.port),
+)
+"""Settings only read when the daemon starts (and overridden by --host/--port): a reload says
+so and applies the rest."""
 
 
 class LogReporter(QuietReporter):
@@ -129,6 +149,8 @@ class Daemon:
         self.schedule: Schedule | None = None
         self.app: Any = None
         """The ASGI app, whose request counters /metrics reports."""
+        self.config_file: Path | None = None
+        """Where the configuration was read from (SIGHUP reads it again)."""
 
     # ---- refreshing ---------------------------------------------------------------------
 
@@ -168,13 +190,15 @@ class Daemon:
 
     def _refresh_batch(self, names: list[str]) -> tuple[dict[str, Refreshed], bool]:
         """Runs in the refresh lane (a thread): the same stages as `aggregator sync`."""
-        chosen = [self.inputs[n] for n in names]
+        inputs = self.inputs  # a reload may replace it meanwhile: inputs it removed are dropped
+        chosen = [inputs[n] for n in names if n in inputs]
+        names = [inp.display_name for inp in chosen]
         now = datetime.now(UTC)
         started = time.perf_counter()
         try:
             claimed = claim_inputs(self.store, self.config, chosen, self.leases, now)
         except StoreError as exc:
-            return {n: self._failed(n, str(exc), started) for n in names}, False
+            return {i.display_name: self._failed(i, str(exc), started) for i in chosen}, False
         ids = claimed.ids
         out = {name: Refreshed(busy, 0.0) for name, busy in claimed.busy.items()}
         changed = False
@@ -189,7 +213,7 @@ class Daemon:
             changed = report.entries_new + report.entries_updated + report.entries_removed > 0
         except AggregatorError as exc:
             for inp in chosen:
-                out.setdefault(inp.display_name, self._failed(inp.display_name, str(exc), started))
+                out.setdefault(inp.display_name, self._failed(inp, str(exc), started))
             changed = True
         finally:
             try:
@@ -207,8 +231,8 @@ class Daemon:
                 done_one.retired = state.retired_at is not None
         return out, changed
 
-    def _failed(self, name: str, error: str, started: float) -> Refreshed:
-        _, kind, location = input_spec(self.config, self.inputs[name])
+    def _failed(self, inp: InputConfig, error: str, started: float) -> Refreshed:
+        name, kind, location = input_spec(self.config, inp)
         report = InputReport(name, kind, location, error=error)
         return Refreshed(report, time.perf_counter() - started)
 
@@ -339,20 +363,88 @@ class Daemon:
         publish."""
         self.loop = loop
         self.schedule = Schedule(loop, self.config.serve.jitter)
-        now = datetime.now(UTC)
-        ids = self.store.ensure_inputs(
-            [input_spec(self.config, i) for i in self.inputs.values()], now
-        )
-        states = self.store.fetch_states(list(ids.values()))
-        for name, inp in self.inputs.items():
-            state = states[ids[name]]
-            first = max(state.next_due_at or now, now)
-            self.schedule.add_input(name, self._job(name), inp.every, first)
-            if state.retired_at is not None:
-                self.schedule.stop_input(name)
+        self._schedule_inputs(self._due_times(list(self.inputs.values())))
         self.schedule.add_periodic("check", self.publish_now, self.config.serve.check_every)
         self.schedule.run_soon("publish-soon", self.publish_now, timedelta(0))
         self.schedule.start()
+
+    def _due_times(self, chosen: list[InputConfig]) -> dict[str, datetime | None]:
+        """Register these inputs in the store; name -> first refresh time (None: retired)."""
+        now = datetime.now(UTC)
+        ids = self.store.ensure_inputs([input_spec(self.config, i) for i in chosen], now)
+        states = self.store.fetch_states(list(ids.values()))
+        due: dict[str, datetime | None] = {}
+        for inp in chosen:
+            state = states[ids[inp.display_name]]
+            retired = state.retired_at is not None
+            due[inp.display_name] = None if retired else max(state.next_due_at or now, now)
+        return due
+
+    def _schedule_inputs(self, due: dict[str, datetime | None]) -> None:
+        assert self.schedule is not None
+        for name, first in due.items():
+            inp = self.inputs[name]
+            self.schedule.add_input(name, self._job(name), inp.every, first or datetime.now(UTC))
+            if first is None:
+                self.schedule.stop_input(name)
+
+    async def reload(self) -> None:
+        """Read the configuration file again and apply it (SIGHUP): inputs added, removed or
+        changed are scheduled accordingly, and every other setting applies from the next
+        refresh or publish. A file that does not validate, or that changes a setting only a
+        restart can apply, is reported in one line and the running configuration kept."""
+        from aggregator import config as config_module
+
+        if self.config_file is None or self.schedule is None or self.stopping:
+            return
+        try:
+            config = await asyncio.to_thread(config_module.load, self.config_file)
+        except AggregatorError as exc:
+            log.error("reload refused, the running configuration is kept: %s", exc)
+            return
+        fixed = [key for key, get in RESTART_ONLY if get(config) != get(self.config)]
+        if fixed:
+            log.error(
+                "reload refused, the running configuration is kept: %s changed; restart "
+                "`aggregator serve` to apply %s",
+                ", ".join(fixed),
+                "it" if len(fixed) == 1 else "them",
+            )
+            return
+        for key, get in RESTART_AT_START:
+            if get(config) != get(self.config):
+                log.warning("%s changed: it applies when `aggregator serve` starts again", key)
+        old = self.inputs
+        new = {inp.display_name: inp for inp in config.inputs if inp.enabled}
+        added = [n for n in new if n not in old]
+        removed = [n for n in old if n not in new]
+        changed = [n for n in new if n in old and new[n] != old[n]]
+        self.config, self.inputs = config, new
+        try:
+            due = await asyncio.to_thread(self._due_times, [new[n] for n in added + changed])
+        except StoreError as exc:
+            log.error("reload: inputs not scheduled: %s", exc)
+            due = {}
+        for name in removed + changed:
+            self.schedule.remove_input(name)
+        self._schedule_inputs(due)
+        self.schedule.add_periodic("check", self.publish_now, config.serve.check_every)
+        log.info(
+            "reloaded %s: %d inputs added, %d removed, %d changed",
+            self.config_file,
+            len(added),
+            len(removed),
+            len(changed),
+            extra={
+                "fields": {
+                    "event": "reload",
+                    "added": added,
+                    "removed": removed,
+                    "changed": changed,
+                }
+            },
+        )
+        self.publish_soon()  # feed settings may have changed; cheap when nothing did
 
     def _job(self, name: str) -> Any:
         async def job() -> None:
@@ -475,8 +567,9 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
-def serve(config: Config, host: str, port: int) -> int:
-    """Run the daemon until SIGTERM or SIGINT; returns the exit code."""
+def serve(config: Config, host: str, port: int, config_file: Path | None = None) -> int:
+    """Run the daemon until SIGTERM or SIGINT; returns the exit code. SIGHUP reads
+    `config_file` again (see `Daemon.reload`)."""
     import uvicorn
 
     from aggregator.server import make_app
@@ -487,6 +580,7 @@ def serve(config: Config, host: str, port: int) -> int:
         raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     store = Store.open(config.database_url)
     daemon = Daemon(config, store)
+    daemon.config_file = config_file
     app = make_app(
         config.output_dir,
         config.site.base_url,
@@ -524,6 +618,14 @@ def serve(config: Config, host: str, port: int) -> int:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_hangup() -> None:
+            task = loop.create_task(daemon.reload())
+            reloads.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
         bound = sock.getsockname()
         log.info(
             "serving %s on http://%s:%d/ (%d inputs)",

@@ -167,8 +167,6 @@ def input_listing(
         if row.get("retired_at"):
             state = "retired (410 Gone)"
         holder = _holder(row, now)
-        if holder:
-            state += f", being refreshed by {holder}"
         out.append(
             {
                 "name": inp.display_name,
@@ -203,6 +201,10 @@ def _iso(value: Any) -> str | None:
 
 def print_inputs(listing: list[dict[str, Any]]) -> None:
     columns = ("name", "kind", "status", "last_success", "error_count", "next_due", "location")
+    listing = [
+        {**i, "status": f"{i['status']}, being refreshed by {i['held_by']}"} if i["held_by"] else i
+        for i in listing
+    ]
     if not sys.stdout.isatty():
         for i in listing:
             print("\t".join(str(i[c] if i[c] is not None else "") for c in columns))

@@ -49,9 +49,19 @@ class Schedule:
             next_run_time=first,
         )
 
+    def remove_input(self, name: str) -> None:
+        """No more refreshes of this input (a run under way finishes)."""
+        self.every.pop(name, None)
+        if self.scheduler.get_job(f"input:{name}") is not None:
+            self.scheduler.remove_job(f"input:{name}")
+
     def add_periodic(self, job_id: str, job: Job, every: timedelta) -> None:
+        """Run `job` every `every` (replacing a periodic job of that id)."""
         self.scheduler.add_job(
-            job, IntervalTrigger(seconds=every.total_seconds(), timezone=UTC), id=job_id
+            job,
+            IntervalTrigger(seconds=every.total_seconds(), timezone=UTC),
+            id=job_id,
+            replace_existing=True,
         )
 
     def run_soon(self, job_id: str, job: Job, delay: timedelta) -> None:
@@ -63,7 +73,9 @@ class Schedule:
     def next_run(self, name: str, due: datetime | None, now: datetime) -> datetime:
         """Set the next refresh of an input from the store's due time (backoff, Retry-After,
         another process's run), spread by the jitter."""
-        every = self.every[name]
+        every = self.every.get(name)
+        if every is None:  # removed from the configuration meanwhile
+            return now
         when = due if due is not None else now + every
         when = max(when, now) + timedelta(seconds=random.uniform(0, self.jitter) * min(
             every.total_seconds(), 3600
