@@ -16,16 +16,23 @@ A poll is the hot path (issue 4: `bench/serve.py`): files are answered by a plai
 with the response headers built once per file change, no router, request or response object;
 only /healthz and /metrics go through Starlette. Starlette's StaticFiles is not used: its ETag
 is built from the file's time and size, not its bytes, and it neither compresses nor negotiates
-the type a browser needs to show a feed.
+what a browser needs to show a feed.
+
+A browser opening an Atom or RSS file gets a page: the feed's own stylesheet (`feed.xsl`, which
+every such file names in its `xml-stylesheet`) applied here, with lxml, once per file change.
+Browsers used to apply it themselves, and Chrome no longer does; a web server other than this
+one still relies on the browser (those that still apply XSLT show the same page).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import gzip
 import hashlib
 import os
 import stat
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -50,6 +57,7 @@ CONTENT_TYPES = {
     ".xml": "application/xml; charset=utf-8",
 }
 FEED_SUFFIXES = {".atom", ".rss"}
+FEED_ENDINGS = tuple(FEED_SUFFIXES)
 BROWSER_TYPE = "application/xml; charset=utf-8"
 """What a browser gets for an Atom or RSS file: browsers download `application/atom+xml`, but
 show `application/xml` through the feed's xml-stylesheet as a readable page."""
@@ -67,6 +75,8 @@ Headers = tuple[tuple[bytes, bytes], ...]
 
 @dataclass(frozen=True, slots=True)
 class Cached:
+    name: str
+    """The file's path."""
     key: tuple[int, int, int]
     """(size, mtime_ns, inode) the entry was read at."""
     body: bytes
@@ -123,8 +133,15 @@ class Files:
     file is looked at (`stat`) at most once every RECHECK seconds.
     """
 
-    def __init__(self, root: Path, prefix: str, max_age: int):
+    def __init__(self, root: Path, prefix: str, max_age: int, stylesheet: bytes | None = None):
         self.root = root.resolve()
+        self.stylesheet = stylesheet
+        """The XSLT that turns an Atom or RSS file into a page for browsers (None: they get
+        the file, typed so that they apply its `xml-stylesheet` themselves)."""
+        self.pages: dict[str, Cached] = {}
+        """Feed file path -> the page browsers get for it, as last made."""
+        self._transform: Any = None
+        self._transforming = threading.Lock()
         self.prefix = prefix
         self.cache_control = f"public, max-age={max_age}"
         self.cache: dict[str, Cached] = {}
@@ -185,22 +202,48 @@ class Files:
                 body = f.read()
         except OSError:
             return None
-        cached = self._entry(name, body, st)
+        cached = self._entry(name, body, (st.st_size, st.st_mtime_ns, st.st_ino), st.st_mtime)
         if len(self.cache) > 10_000:
             self.cache.clear()
         self.cache[name] = cached
         return cached
 
-    def _entry(self, name: str, body: bytes, st: os.stat_result) -> Cached:
+    def page(self, cached: Cached) -> Cached | None:
+        """The page a browser gets for a feed file (see the module docstring), made again
+        when the file changed; None when there is no stylesheet or the file does not go
+        through it."""
+        page = self.pages.get(cached.name)
+        if page is not None and page.key == cached.key:
+            return page
+        if self.stylesheet is None:
+            return None
+        from lxml import etree
+
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+        with self._transforming:  # one at a time: an XSLT object is not shared across threads
+            try:
+                if self._transform is None:
+                    self._transform = etree.XSLT(etree.fromstring(self.stylesheet, parser))
+                html = bytes(self._transform(etree.fromstring(cached.body, parser)))
+            except (etree.XMLSyntaxError, etree.XSLTError):
+                return None
+        page = self._entry(cached.name, html, cached.key, cached.mtime, page=True)
+        if len(self.pages) > 1_000:
+            self.pages.clear()
+        self.pages[cached.name] = page
+        return page
+
+    def _entry(
+        self, name: str, body: bytes, key: tuple[int, int, int], mtime: float, page: bool = False
+    ) -> Cached:
         digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-        mtime = int(st.st_mtime)
         # mtime=0: the same bytes on every machine (gzip otherwise stamps the time).
         gzipped = gzip.compress(body, 6, mtime=0) if len(body) >= GZIP_MIN else None
         etag = f'"{digest}"'
-        last_modified = email.utils.formatdate(mtime, usegmt=True)
-        suffix = os.path.splitext(name)[1]
+        last_modified = email.utils.formatdate(int(mtime), usegmt=True)
+        suffix = ".html" if page else os.path.splitext(name)[1]
         feed = suffix in FEED_SUFFIXES
-        vary = b"Accept, Accept-Encoding" if feed else b"Accept-Encoding"
+        vary = b"Accept, Accept-Encoding" if feed or page else b"Accept-Encoding"
         head: dict[tuple[bool, bool], tuple[Headers, Headers]] = {}
         for zipped in (False, True):
             if zipped and gzipped is None:
@@ -225,12 +268,13 @@ class Files:
                 full.append((b"content-type", content_type.encode()))
                 head[zipped, browser] = (tuple(full), common)
         return Cached(
-            key=(st.st_size, st.st_mtime_ns, st.st_ino),
+            name=name,
+            key=key,
             body=body,
             gzipped=gzipped,
             etag=etag,
             last_modified=last_modified,
-            mtime=mtime,
+            mtime=int(mtime),
             head=head,
             tags=frozenset({etag.encode(), (etag[:-1] + '-gzip"').encode()}),
         )
@@ -269,12 +313,20 @@ class Files:
                     accept = value
             elif name == b"if-modified-since" and ims is None:
                 ims = value
+        browser = accept is not None and b"text/html" in accept
+        first_html = browser and accept is not None and accept.startswith(b"text/html")
+        if first_html and cached.name.endswith(FEED_ENDINGS):
+            # A browser's first choice is a page (a feed reader never puts HTML first).
+            page = self.pages.get(cached.name)
+            if page is None or page.key != cached.key:
+                page = await asyncio.to_thread(self.page, cached)
+            if page is not None:
+                cached, browser = page, False
         gzip_ok = (
             cached.gzipped is not None
             and accept_encoding is not None
             and self.accepts_gzip(accept_encoding)
         )
-        browser = accept is not None and b"text/html" in accept
         full, short = cached.head[gzip_ok, browser]
         # RFC 9110 13.2.2: If-None-Match decides when present (weak comparison, as GET
         # allows); If-Modified-Since only without it.
@@ -354,8 +406,10 @@ Metrics = Callable[[], Awaitable[tuple[bytes, str]]]
 
 def make_app(output: Path, base_url: str, max_age: int, health: Health, metrics: Metrics) -> Any:
     """The ASGI application: files under base_url's path, /healthz and /metrics."""
+    from aggregator.publish import stylesheet
+
     prefix = unquote(urlsplit(base_url).path) or "/"
-    files = Files(output, prefix, max_age)
+    files = Files(output, prefix, max_age, stylesheet())
 
     async def healthz(request: Request) -> Response:
         status, body = await health()

@@ -112,9 +112,20 @@ def test_serves_feeds_with_validators_and_answers_304(site: Path) -> None:
         )
         assert status == 304
 
-        # A browser gets a type it shows (through the stylesheet) instead of downloading.
-        _, browser, _ = d.get("/news/all.atom", {"Accept": "text/html,application/xml;q=0.9"})
-        assert browser["Content-Type"].startswith("application/xml")
+        # A browser gets a page (the feed's stylesheet applied by the server) instead of a
+        # download or raw XML; a feed reader that also takes HTML still gets the feed.
+        chrome = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        _, page_head, page = d.get("/news/all.atom", {"Accept": chrome})
+        assert page_head["Content-Type"] == "text/html; charset=utf-8"
+        assert page.startswith(b"<!DOCTYPE html") and b"<script" not in page
+        assert feedparser.parse(body).entries[0].title.encode() in page
+        assert page_head["ETag"] != etag and "Accept" in page_head["Vary"]
+        assert (
+            d.get("/news/all.atom", {"Accept": chrome, "If-None-Match": page_head["ETag"]})[0]
+            == 304
+        )
+        reader = "application/atom+xml, application/xml;q=0.9, text/html;q=0.1"
+        assert d.get("/news/all.atom", {"Accept": reader})[2] == body
 
         for path, kind in (
             ("/news/all.rss", "application/rss+xml"),

@@ -96,6 +96,62 @@ def test_head_browsers_and_types(files: server.Files) -> None:
     assert call(files, "/news/tag/联合早报.atom")[0] == 200
 
 
+ATOM = """<?xml version='1.0' encoding='UTF-8'?>
+<?xml-stylesheet type="text/xsl" href="https://feeds.example.org/news/feed.xsl"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <id>https://feeds.example.org/news/all.atom</id>
+  <title>Everything</title>
+  <updated>2022-07-10T09:50:00+00:00</updated>
+  <link href="https://feeds.example.org/news/all.atom" rel="self"/>
+  <entry>
+    <id>urn:uuid:1</id>
+    <title>{title}</title>
+    <updated>2022-07-10T09:50:00+00:00</updated>
+    <link href="https://example.org/1" rel="alternate"/>
+    <summary>{summary}</summary>
+  </entry>
+</feed>
+"""
+CHROME = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+
+
+def test_browsers_get_a_page_made_from_the_feed_and_its_stylesheet(tmp_path: Path) -> None:
+    from aggregator.publish import stylesheet
+
+    feed = tmp_path / "all.atom"
+    feed.write_text(ATOM.format(title="First 标题", summary="x" * 600), encoding="utf-8")
+    (tmp_path / "broken.rss").write_bytes(b"<rss><channel>")
+    files = server.Files(tmp_path, "/news/", 300, stylesheet())
+
+    status, headers, page = call(files, "/news/all.atom", {"Accept": CHROME})
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert "First 标题" in page.decode("utf-8") and b"<script" not in page
+    assert headers["vary"] == "Accept, Accept-Encoding"
+    assert headers["etag"] != call(files, "/news/all.atom")[1]["etag"]
+    again = {"Accept": CHROME, "If-None-Match": headers["etag"]}
+    assert call(files, "/news/all.atom", again)[0] == 304
+    zipped = call(files, "/news/all.atom", {"Accept": CHROME, "Accept-Encoding": "gzip"})
+    assert gzip.decompress(zipped[2]) == page and zipped[1]["content-encoding"] == "gzip"
+    head = call(files, "/news/all.atom", {"Accept": CHROME}, method="HEAD")
+    assert head[2] == b"" and head[1]["content-length"] == str(len(page))
+
+    # Feed readers get the feed, whatever else they accept.
+    for accept in ("*/*", "application/atom+xml, text/html;q=0.5", "application/xml"):
+        assert call(files, "/news/all.atom", {"Accept": accept})[2] == feed.read_bytes(), accept
+
+    # The page follows the file.
+    feed.write_text(ATOM.format(title="Second", summary="y"), encoding="utf-8")
+    os.utime(feed, (MTIME + 60, MTIME + 60))
+    files.paths.clear()  # as RECHECK seconds later
+    status, _, page = call(files, "/news/all.atom", again)
+    assert status == 200 and b"Second" in page and b"First" not in page
+
+    # A file that does not go through the stylesheet is served as the file, typed for display.
+    status, headers, body = call(files, "/news/broken.rss", {"Accept": CHROME})
+    assert (status, body) == (200, b"<rss><channel>")
+    assert headers["content-type"] == "application/xml; charset=utf-8"
+
+
 @pytest.mark.parametrize(
     "path",
     [
