@@ -20,7 +20,7 @@ what a browser needs to show a feed.
 
 A browser opening an Atom or RSS file gets a page: the feed's own stylesheet (`feed.xsl`, which
 every such file names in its `xml-stylesheet`) applied here, with lxml, once per file change.
-Browsers used to apply it themselves, and Chrome no longer does; a web server other than this
+Browsers used to apply it themselves, and Chrome is removing XSLT; a web server other than this
 one still relies on the browser (those that still apply XSLT show the same page).
 """
 
