@@ -333,8 +333,11 @@ class Batch:
     def _join(self, upserts: Sequence[EntryIntent], pk_of: dict[str, int]) -> None:
         """Bring entries' archive memberships in line with their feeds: a feed they left
         frees their place; a feed they joined queues them for a place (`place_joined`)."""
+        # a new entry's intent already lists its feeds; another's adds those it was in
         want = {
-            pk_of[i.identity_key]: feeds_of((k for k, _ in i.sources), (k for k, _ in i.tags))
+            pk_of[i.identity_key]: i.feeds
+            if i.action == "new"
+            else frozenset(feeds_of((k for k, _ in i.sources), (k for k, _ in i.tags)))
             for i in upserts
         }
         have: dict[int, set[str]] = defaultdict(set)
