@@ -190,22 +190,24 @@ class Daemon:
 
     def _refresh_batch(self, names: list[str]) -> tuple[dict[str, Refreshed], bool]:
         """Runs in the refresh lane (a thread): the same stages as `aggregator sync`."""
-        inputs = self.inputs  # a reload may replace it meanwhile: inputs it removed are dropped
+        # A reload may replace both meanwhile: this batch runs with those it started with,
+        # and inputs a reload removed before it started are dropped.
+        config, inputs = self.config, self.inputs
         chosen = [inputs[n] for n in names if n in inputs]
-        names = [inp.display_name for inp in chosen]
         now = datetime.now(UTC)
         started = time.perf_counter()
         try:
-            claimed = claim_inputs(self.store, self.config, chosen, self.leases, now)
+            claimed = claim_inputs(self.store, config, chosen, self.leases, now)
         except StoreError as exc:
-            return {i.display_name: self._failed(i, str(exc), started) for i in chosen}, False
+            failed = {i.display_name: self._failed(config, i, str(exc), started) for i in chosen}
+            return failed, False
         ids = claimed.ids
         out = {name: Refreshed(busy, 0.0) for name, busy in claimed.busy.items()}
         changed = False
         try:
             report = SyncReport()
             done = run_inputs(
-                self.store, self.config, claimed.runnable, report, self.reporter, now,
+                self.store, config, claimed.runnable, report, self.reporter, now,
                 self.workers, due_only=True, ids=ids,
             )  # fmt: skip
             for name, result in done.items():
@@ -213,7 +215,7 @@ class Daemon:
             changed = report.entries_new + report.entries_updated + report.entries_removed > 0
         except AggregatorError as exc:
             for inp in chosen:
-                out.setdefault(inp.display_name, self._failed(inp, str(exc), started))
+                out.setdefault(inp.display_name, self._failed(config, inp, str(exc), started))
             changed = True
         finally:
             try:
@@ -231,8 +233,8 @@ class Daemon:
                 done_one.retired = state.retired_at is not None
         return out, changed
 
-    def _failed(self, inp: InputConfig, error: str, started: float) -> Refreshed:
-        name, kind, location = input_spec(self.config, inp)
+    def _failed(self, config: Config, inp: InputConfig, error: str, started: float) -> Refreshed:
+        name, kind, location = input_spec(config, inp)
         report = InputReport(name, kind, location, error=error)
         return Refreshed(report, time.perf_counter() - started)
 
