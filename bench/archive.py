@@ -42,36 +42,43 @@ Memory is measured two ways for every command (three for the cold sync):
 
 The Markdown report (command line, machine, date, one table per size) goes to stdout; progress
 goes to stderr; each command's stdout/stderr is kept under ``WORK/run-N/logs`` and
-``WORK/hugo-N/logs``. Sizes are in decimal units (1 MB = 10^6 bytes). Standard library only.
+``WORK/hugo-N/logs``. Sizes are in decimal units (1 MB = 10^6 bytes). Standard library only; the
+helpers the benchmarks share (running and measuring a command, the machine description, the
+table formatting) are in ``bench/common.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import shlex
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
-DEFAULT_WORK = HERE / "work"
+from common import (
+    MB,
+    Run,
+    Snapshot,
+    add_path_options,
+    check_paths,
+    command_line,
+    command_output,
+    db_files_size,
+    log,
+    machine_lines,
+    markdown_table,
+    med,
+    run_measured,
+    secs,
+    snapshot,
+    verdict,
+)
+
 DEFAULT_POSTS = (10000, 100000)
 EDITS = 100
-PAGE = os.sysconf("SC_PAGE_SIZE")
-MB = 1e6
 
 # Targets, at 100 000 posts.
 TARGET_SIZE = 100000
@@ -91,109 +98,11 @@ inputs:
 """
 
 
-def log(msg: str) -> None:
-    """Progress line on stderr (stdout carries only the report)."""
-    print(msg, file=sys.stderr, flush=True)
-
-
 # --- running and measuring a command ------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    """One measured command."""
-
-    cmd: list[str]
-    wall: float
-    """Seconds from start to exit."""
-    peak_largest: int
-    """Peak RSS of the largest single process, bytes."""
-    peak_tree: int
-    """Peak RSS summed over the process tree, bytes (sampled)."""
-    peak_pss: int | None
-    """Peak PSS summed over the process tree, bytes (sampled less often), if asked for."""
-    cpu: float
-    """User + system CPU seconds of the process and the descendants it reaped."""
-    load: float
-    """1-minute load average just before the start (others' work makes wall times noisy)."""
-    stdout: str
-    stderr: str
-
-
-class TreeSampler(threading.Thread):
-    """Samples /proc every `interval` seconds: RSS of `root` and all its descendants.
-
-    With `pss_every` k > 0, every k-th sample also sums their PSS (proportional set size: shared
-    pages divided among the processes sharing them) from /proc/PID/smaps_rollup, which costs
-    about 3 ms per 100 MB of process, hence the lower rate.
-    """
-
-    def __init__(self, root: int, interval: float, pss_every: int = 0) -> None:
-        super().__init__(daemon=True)
-        self.root = root
-        self.interval = interval
-        self.pss_every = pss_every
-        self.peak_pss = 0
-        self.peak_tree = 0
-        self.peak_single = 0
-        self.samples = 0
-        self._stop_event = threading.Event()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-    def run(self) -> None:
-        while True:
-            self.sample()
-            if self._stop_event.wait(self.interval):
-                return
-
-    def sample(self) -> None:
-        children: dict[int, list[int]] = {}
-        rss: dict[int, int] = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:  # the process is gone
-                continue
-            # pid (comm) state ppid ... ; comm may hold spaces and parentheses.
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            pid = int(name)
-            children.setdefault(int(fields[1]), []).append(pid)
-            rss[pid] = int(fields[21]) * PAGE
-        if self.root not in rss:
-            return
-        total, todo, tree = 0, [self.root], []
-        while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            total += rss.get(pid, 0)
-            self.peak_single = max(self.peak_single, rss.get(pid, 0))
-            todo.extend(children.get(pid, ()))
-        self.peak_tree = max(self.peak_tree, total)
-        if self.pss_every and self.samples % self.pss_every == 0:
-            self.peak_pss = max(self.peak_pss, sum(pss(pid) for pid in tree))
-        self.samples += 1
-
-
-def pss(pid: int) -> int:
-    """Proportional set size of a process in bytes (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
-            for line in f:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def measure(
-    cmd: Sequence[str],
+    cmd: Sequence[str | Path],
     *,
     cwd: Path | None = None,
     logs: Path | None = None,
@@ -202,53 +111,16 @@ def measure(
     pss_every: int = 0,
 ) -> Run:
     """Run `cmd`, capture its output, time it and track its memory; fail loudly on error."""
-    cmd = [str(c) for c in cmd]
-    load = os.getloadavg()[0]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        sampler = TreeSampler(proc.pid, interval, pss_every)
-        sampler.start()
-        # wait4 rather than proc.wait(): its rusage holds the high-water RSS of the child and of
-        # every descendant it reaped (the worker processes).
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        sampler.stop()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
-        stderr = err.read().decode("utf-8", "replace")
-    if logs is not None and label:
-        logs.mkdir(parents=True, exist_ok=True)
-        (logs / f"{label}.log").write_text(
-            f"$ {shlex.join(cmd)}\n# cwd: {cwd or os.getcwd()}\n# exit {proc.returncode}, "
-            f"{wall:.3f} s, peak largest {usage.ru_maxrss * 1024} B / sampled tree "
-            f"{sampler.peak_tree} B / sampled tree PSS {sampler.peak_pss} B "
-            f"({sampler.samples} samples), cpu "
-            f"{usage.ru_utime + usage.ru_stime:.2f} s, load average before {load:.2f}\n"
-            f"--- stdout\n{stdout}--- stderr\n{stderr}",
-            encoding="utf-8",
+    run = run_measured(cmd, cwd=cwd, interval=interval, pss_every=pss_every)
+    log_path = logs / f"{label}.log" if logs is not None and label else None
+    if log_path is not None:
+        run.write_log(
+            log_path,
+            tree_note=f" / sampled tree PSS {run.sampler.peak_pss} B "
+            f"({run.sampler.samples} samples)",
         )
-    if proc.returncode != 0:
-        tail = "\n".join(stderr.splitlines()[-40:]) or "(no stderr)"
-        where = f" (full log: {logs / label}.log)" if logs is not None and label else ""
-        raise SystemExit(
-            f"\nFAILED: {shlex.join(cmd)}\nexit status {proc.returncode}{where}\n"
-            f"--- last lines of stderr:\n{tail}"
-        )
-    return Run(
-        cmd=cmd,
-        wall=wall,
-        peak_largest=max(usage.ru_maxrss * 1024, sampler.peak_single),
-        # The tree is at least as big as its largest process was at its peak.
-        peak_tree=max(sampler.peak_tree, usage.ru_maxrss * 1024, sampler.peak_single),
-        peak_pss=sampler.peak_pss if pss_every else None,
-        cpu=usage.ru_utime + usage.ru_stime,
-        load=load,
-        stdout=stdout,
-        stderr=stderr,
-    )
+    run.fail_unless_ok(log_path)
+    return run
 
 
 # --- corpus ---------------------------------------------------------------------------------
@@ -351,20 +223,6 @@ def edit_corpus(work: Path, n: int, corpus: Path) -> tuple[list[str], Callable[[
 # --- output folder and database ---------------------------------------------------------------
 
 
-Snapshot = dict[str, tuple[int, int, int]]
-
-
-def snapshot(folder: Path) -> Snapshot:
-    """(size, mtime_ns, inode) of every file under `folder`, by relative path."""
-    snap: Snapshot = {}
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            st = os.stat(path)
-            snap[os.path.relpath(path, folder)] = (st.st_size, st.st_mtime_ns, st.st_ino)
-    return snap
-
-
 @dataclass
 class Written:
     files: int = 0
@@ -385,10 +243,6 @@ def diff(before: Snapshot, after: Snapshot) -> Written:
                 w.examples.append(path)
     w.removed = sum(1 for path in before if path not in after)
     return w
-
-
-def db_size(run_dir: Path) -> int:
-    return sum(p.stat().st_size for p in run_dir.glob("aggregator.db*") if p.is_file())
 
 
 def summary_lines(stdout: str) -> list[str]:
@@ -446,10 +300,10 @@ def aggregator_round(
         f"{cold.peak_tree / MB:.0f} MB tree RSS / {(cold.peak_pss or 0) / MB:.0f} MB tree PSS"
     )
 
-    before, db_before = snapshot(public), db_size(run_dir)
+    before, db_before = snapshot(public), db_files_size(run_dir)
     noop = measure(sync, cwd=run_dir, logs=logs, label=f"noop-{rep + 1}", interval=interval)
     noop_written = diff(before, snapshot(public))
-    noop_db = db_size(run_dir) - db_before
+    noop_db = db_files_size(run_dir) - db_before
     log(
         f"{tag} nothing-changed sync {noop.wall:.2f} s, {noop_written.files} files / "
         f"{noop_written.bytes} B written, database {noop_db:+d} B"
@@ -457,12 +311,12 @@ def aggregator_round(
 
     edited, undo = edit_corpus(args.work, n, corpus)
     try:
-        before, db_before = snapshot(public), db_size(run_dir)
+        before, db_before = snapshot(public), db_files_size(run_dir)
         changed = measure(
             sync, cwd=run_dir, logs=logs, label=f"changed-{rep + 1}", interval=interval
         )
         changed_written = diff(before, snapshot(public))
-        changed_db = db_size(run_dir) - db_before
+        changed_db = db_files_size(run_dir) - db_before
     finally:
         undo()
     log(
@@ -561,16 +415,6 @@ def bench_size(args: argparse.Namespace, n: int) -> SizeResult:
 # --- report -----------------------------------------------------------------------------------
 
 
-def med(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def secs(values: Sequence[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f} s"
-    return f"{med(values):.2f} s ({min(values):.2f}–{max(values):.2f})"
-
-
 def mbytes(values: Sequence[int]) -> str:
     return f"{med(values) / MB:.0f}"
 
@@ -582,12 +426,6 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
-
-
-def verdict(ok: bool, applies: bool) -> str:
-    if not applies:
-        return "–"
-    return "yes" if ok else "**no**"
 
 
 def table(res: SizeResult, repeat: int) -> str:
@@ -663,13 +501,6 @@ def table(res: SizeResult, repeat: int) -> str:
     )
     row("floor.py yaml (process wall)", f"{res.floor_wall:.2f} s")
 
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = []
-    for i, row in enumerate(rows):
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-        if i == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-
     loads = [x.load for x in h] + [
         getattr(x, k).load for x in r for k in ("cold", "noop", "changed")
     ]
@@ -693,41 +524,17 @@ def table(res: SizeResult, repeat: int) -> str:
         tail.append(f"- Hugo: {res.hugo_note}")
     if res.notes:
         tail += ["", "Notes:", ""] + [f"- {note}" for note in res.notes]
-    return "\n".join(head + lines + tail)
+    return "\n".join([*head, markdown_table(rows), *tail])
 
 
 def machine(args: argparse.Namespace) -> list[str]:
-    def out(cmd: Sequence[str | Path], cwd: Path | None = None) -> str:
-        try:
-            res = subprocess.run(
-                [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=30
-            )
-        except OSError:
-            return ""
-        return res.stdout.strip() if res.returncode == 0 else ""
-
-    cpu = ""
-    mem = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-        with open("/proc/meminfo", encoding="utf-8") as f:
-            kb = next((int(ln.split()[1]) for ln in f if ln.startswith("MemTotal")), 0)
-            mem = f"{kb * 1024 / 1e9:.0f} GB RAM"
-    except OSError:
-        pass
-    nproc = len(os.sched_getaffinity(0))
-    commit = out(["git", "rev-parse", "--short", "HEAD"], cwd=REPO)
-    dirty = out(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO)
-    version = out([args.aggregator, "--version"]) or "?"
-    hugo = out([args.hugo, "version"]).split(" BuildDate")[0] if args.hugo else "not installed"
+    hugo = (
+        command_output([args.hugo, "version"]).split(" BuildDate")[0]
+        if args.hugo
+        else "not installed"
+    )
     return [
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {nproc} cores (nproc), {cpu or 'unknown CPU'}, {mem}, "
-        f"Linux {platform.release()}",
-        f"- Python {platform.python_version()} ({sys.executable})",
-        f"- {version}"
-        + (f", commit {commit}{' + uncommitted changes' if dirty else ''}" if commit else ""),
+        *machine_lines(args.aggregator, python_note=f" ({sys.executable})"),
         f"- Hugo: {hugo}",
     ]
 
@@ -759,23 +566,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--hugo-repeat", type=int, default=1, metavar="K", help="Hugo builds per size (default 1)"
     )
     p.add_argument("--skip-hugo", action="store_true", help="do not build with Hugo")
-    p.add_argument(
-        "--work",
-        type=Path,
-        default=DEFAULT_WORK,
-        help="folder for corpora, runs and logs (default: bench/work)",
-    )
-    p.add_argument(
-        "--shared",
-        type=Path,
-        default=DEFAULT_SHARED,
-        help=f"the shared folder holding bench/make_corpus.py (default: {DEFAULT_SHARED})",
-    )
-    p.add_argument(
-        "--aggregator",
-        type=Path,
-        default=Path(sys.executable).parent / "aggregator",
-        help="aggregator executable (default: the one beside this Python)",
+    add_path_options(
+        p,
+        work_help="folder for corpora, runs and logs (default: bench/work)",
+        shared_holds="bench/make_corpus.py",
     )
     p.add_argument(
         "--hugo", default=shutil.which("hugo"), help="hugo executable (default: from PATH)"
@@ -798,13 +592,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
     if args.repeat < 1 or args.hugo_repeat < 1 or any(n < 1 for n in args.posts):
         p.error("--posts, --repeat and --hugo-repeat take positive numbers")
-    args.work = args.work.resolve()
-    args.shared = args.shared.resolve()
-    args.aggregator = args.aggregator.absolute()
-    if not (args.shared / "bench" / "make_corpus.py").exists():
-        p.error(f"{args.shared}/bench/make_corpus.py not found (use --shared)")
-    if not os.access(args.aggregator, os.X_OK):
-        p.error(f"aggregator executable {args.aggregator} not found (use --aggregator)")
+    check_paths(p, args, "bench/make_corpus.py")
     if args.hugo is not None and shutil.which(args.hugo) is None:
         args.hugo = None
     args.corpus_dirs = {}
@@ -831,8 +619,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.skip_hugo and args.hugo is None:
         log("Hugo is not installed: `apt-get install hugo` to add the Hugo column (skipping it).")
 
-    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else "python"
-    command = shlex.join([python, sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(argv)
     print("## Archive benchmark\n")
     print(f"Produced by `{command}`\n")
     print("\n".join(machine(args)))

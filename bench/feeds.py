@@ -44,7 +44,9 @@ Figures:
   cores: on the 2-core machine it competes with the aggregator's parse workers).
 
 Each command's output is kept in ``WORK/feeds-logs``. Standard library only (the plain loop uses
-httpx and feedparser from the venv, as the aggregator does).
+httpx and feedparser from the venv, as the aggregator does); the helpers the benchmarks share
+(running and measuring a command, the machine description, the table formatting) are in
+``bench/common.py``.
 """
 
 from __future__ import annotations
@@ -54,12 +56,9 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import re
-import shlex
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,97 +70,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
-DEFAULT_WORK = HERE / "work"
-PAGE = os.sysconf("SC_PAGE_SIZE")
-TICK = os.sysconf("SC_CLK_TCK")
-MB = 1e6
+from common import (
+    MB,
+    Run,
+    Snapshot,
+    add_path_options,
+    check_paths,
+    command_line,
+    command_output,
+    db_files_size,
+    log,
+    machine_lines,
+    markdown_table,
+    med,
+    run_measured,
+    secs,
+    snapshot,
+    verdict,
+)
 
 # Targets (500 feeds of 50 entries, the 2-core machine).
 TARGET_COLD_SPEEDUP = 3.0
 TARGET_WARM_FEEDS_PER_S = 1000.0
 
 
-def log(msg: str) -> None:
-    """Progress line on stderr (stdout carries only the report)."""
-    print(msg, file=sys.stderr, flush=True)
-
-
 # --- running and measuring a command ------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    cmd: list[str]
-    start: float
-    """time.time() just before the process started (to place the -v log's timestamps)."""
-    wall: float
-    peak_largest: int
-    peak_tree: int
-    cpu: float
-    server_cpu: float
-    load: float
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class TreeSampler(threading.Thread):
-    """Peak RSS summed over `root` and its descendants, sampled from /proc."""
-
-    def __init__(self, root: int, interval: float) -> None:
-        super().__init__(daemon=True)
-        self.root, self.interval = root, interval
-        self.peak_tree = self.peak_single = 0
-        self._stop_event = threading.Event()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-    def run(self) -> None:
-        while True:
-            self.sample()
-            if self._stop_event.wait(self.interval):
-                return
-
-    def sample(self) -> None:
-        children: dict[int, list[int]] = {}
-        rss: dict[int, int] = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            children.setdefault(int(fields[1]), []).append(int(name))
-            rss[int(name)] = int(fields[21]) * PAGE
-        if self.root not in rss:
-            return
-        total, todo = 0, [self.root]
-        while todo:
-            pid = todo.pop()
-            total += rss.get(pid, 0)
-            self.peak_single = max(self.peak_single, rss.get(pid, 0))
-            todo.extend(children.get(pid, ()))
-        self.peak_tree = max(self.peak_tree, total)
-
-
-def cpu_of(pid: int | None) -> float:
-    """User + system CPU seconds of a live process so far (0 when unknown)."""
-    if pid is None:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def measure(
@@ -175,52 +108,12 @@ def measure(
     check: bool = True,
 ) -> Run:
     """Run `cmd` alone, time it, track its memory and the server's CPU; keep its output."""
-    cmd = [str(c) for c in cmd]
-    load = os.getloadavg()[0]
-    server_before = cpu_of(server_pid)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.time()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        sampler = TreeSampler(proc.pid, interval)
-        sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        sampler.stop()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
-        stderr = err.read().decode("utf-8", "replace")
-    server_cpu = cpu_of(server_pid) - server_before
-    logs.mkdir(parents=True, exist_ok=True)
-    (logs / f"{label}.log").write_text(
-        f"$ {shlex.join(cmd)}\n# cwd: {cwd or os.getcwd()}\n# exit {proc.returncode}, "
-        f"{wall:.3f} s, peak largest {usage.ru_maxrss * 1024} B / sampled tree "
-        f"{sampler.peak_tree} B, cpu {usage.ru_utime + usage.ru_stime:.2f} s, server cpu "
-        f"{server_cpu:.2f} s, load average before {load:.2f}\n"
-        f"--- stdout\n{stdout}--- stderr\n{stderr}",
-        encoding="utf-8",
-    )
-    if check and proc.returncode != 0:
-        tail = "\n".join(stderr.splitlines()[-40:]) or "(no stderr)"
-        raise SystemExit(
-            f"\nFAILED: {shlex.join(cmd)}\nexit status {proc.returncode} (full log: "
-            f"{logs / label}.log)\n--- last lines of stderr:\n{tail}"
-        )
-    return Run(
-        cmd=cmd,
-        start=start,
-        wall=wall,
-        peak_largest=max(usage.ru_maxrss * 1024, sampler.peak_single),
-        peak_tree=max(sampler.peak_tree, usage.ru_maxrss * 1024, sampler.peak_single),
-        cpu=usage.ru_utime + usage.ru_stime,
-        server_cpu=server_cpu,
-        load=load,
-        returncode=proc.returncode,
-        stdout=stdout,
-        stderr=stderr,
-    )
+    run = run_measured(cmd, cwd=cwd, interval=interval, server_pid=server_pid)
+    log_path = logs / f"{label}.log"
+    run.write_log(log_path, cpu_note=f", server cpu {run.server_cpu:.2f} s")
+    if check:
+        run.fail_unless_ok(log_path)
+    return run
 
 
 # --- the -v log ---------------------------------------------------------------------------------
@@ -289,10 +182,6 @@ def phases(run: Run) -> Phases:
 
 def db_path(run_dir: Path) -> Path:
     return run_dir / "aggregator.db"
-
-
-def db_files_size(run_dir: Path) -> int:
-    return sum(p.stat().st_size for p in run_dir.glob("aggregator.db*") if p.is_file())
 
 
 def db_counts(run_dir: Path) -> dict[str, int]:
@@ -364,17 +253,7 @@ def db_changes(before: DbImage, after: DbImage) -> tuple[list[str], dict[str, in
     return tables, dict(sorted(columns.items()))
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
-    snap = {}
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            st = os.stat(path)
-            snap[os.path.relpath(path, folder)] = (st.st_size, st.st_mtime_ns, st.st_ino)
-    return snap
-
-
-def files_written(before: dict[str, tuple[int, int, int]], after: dict[str, Any]) -> int:
+def files_written(before: Snapshot, after: Snapshot) -> int:
     changed = sum(1 for p, sig in after.items() if before.get(p) != sig)
     return changed + sum(1 for p in before if p not in after)
 
@@ -655,19 +534,6 @@ def fmt(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f} s"
 
 
-def med(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
-def secs(values: Sequence[float | None]) -> str:
-    known = [v for v in values if v is not None]
-    if not known:
-        return "–"
-    if len(known) == 1:
-        return f"{known[0]:.2f} s"
-    return f"{med(known):.2f} s ({min(known):.2f}–{max(known):.2f})"
-
-
 def rate(n: int, values: Sequence[float | None]) -> str:
     known = [n / v for v in values if v]
     if not known:
@@ -675,10 +541,6 @@ def rate(n: int, values: Sequence[float | None]) -> str:
     if len(known) == 1:
         return f"{known[0]:,.0f}/s"
     return f"{med(known):,.0f}/s ({min(known):,.0f}–{max(known):,.0f})"
-
-
-def verdict(ok: bool) -> str:
-    return "yes" if ok else "**no**"
 
 
 def report(args: argparse.Namespace, server: Server, rounds: list[Round]) -> str:
@@ -811,13 +673,6 @@ def report(args: argparse.Namespace, server: Server, rounds: list[Round]) -> str
         f"{rounds[0].plain_server['200']}×200 + {rounds[0].plain_server['304']}×304",
     )
 
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = []
-    for i, r in enumerate(rows):
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
-        if i == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-
     loads = [x.load for r in rounds for x in (r.cold, r.warm, r.plain)]
     head = [
         f"### {n} feeds × {args.entries} entries",
@@ -854,7 +709,7 @@ def report(args: argparse.Namespace, server: Server, rounds: list[Round]) -> str
                 notes.append(f"{label} sync (run {i}) feed statuses: {ph.statuses}")
     if notes:
         tail += ["", "Notes:", ""] + [f"- {note}" for note in notes]
-    return "\n".join(head + lines + tail)
+    return "\n".join([*head, markdown_table(rows), *tail])
 
 
 def fmt_med(values: Sequence[float | None]) -> str:
@@ -872,28 +727,7 @@ def all_same(rounds: Sequence[Round]) -> bool:
 
 
 def machine(args: argparse.Namespace) -> list[str]:
-    def out(cmd: Sequence[str | Path], cwd: Path | None = None) -> str:
-        try:
-            res = subprocess.run(
-                [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=30
-            )
-        except OSError:
-            return ""
-        return res.stdout.strip() if res.returncode == 0 else ""
-
-    cpu = mem = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-        with open("/proc/meminfo", encoding="utf-8") as f:
-            kb = next((int(ln.split()[1]) for ln in f if ln.startswith("MemTotal")), 0)
-            mem = f"{kb * 1024 / 1e9:.0f} GB RAM"
-    except OSError:
-        pass
-    commit = out(["git", "rev-parse", "--short", "HEAD"], cwd=REPO)
-    dirty = out(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO)
-    version = out([args.aggregator, "--version"]) or "?"
-    libs = out(
+    libs = command_output(
         [
             sys.executable,
             "-c",
@@ -901,14 +735,7 @@ def machine(args: argparse.Namespace) -> list[str]:
             "('httpx', 'feedparser', 'feedparser-rs')))",
         ]
     )
-    return [
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {len(os.sched_getaffinity(0))} cores (nproc), {cpu or 'unknown CPU'}, "
-        f"{mem}, Linux {platform.release()}",
-        f"- Python {platform.python_version()} ({sys.executable}); {libs}",
-        f"- {version}"
-        + (f", commit {commit}{' + uncommitted changes' if dirty else ''}" if commit else ""),
-    ]
+    return machine_lines(args.aggregator, python_note=f" ({sys.executable}); {libs}")
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -935,23 +762,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a `fetch:` setting for the config, e.g. per_host=16 (repeatable)",
     )
     p.add_argument("--keep", action="store_true", help="keep the run folders (database, output)")
-    p.add_argument(
-        "--work",
-        type=Path,
-        default=DEFAULT_WORK,
-        help="folder for the corpus, the feed cache, runs and logs (default: bench/work)",
-    )
-    p.add_argument(
-        "--shared",
-        type=Path,
-        default=DEFAULT_SHARED,
-        help=f"the shared folder holding bench/feed_server.py (default: {DEFAULT_SHARED})",
-    )
-    p.add_argument(
-        "--aggregator",
-        type=Path,
-        default=Path(sys.executable).parent / "aggregator",
-        help="aggregator executable (default: the one beside this Python)",
+    add_path_options(
+        p,
+        work_help="folder for the corpus, the feed cache, runs and logs (default: bench/work)",
+        shared_holds="bench/feed_server.py",
     )
     p.add_argument(
         "--server-seconds",
@@ -965,14 +779,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         return args
     if min(args.feeds, args.entries, args.posts, args.repeat) < 1:
         p.error("--feeds, --entries, --posts and --repeat take positive numbers")
-    args.work = args.work.resolve()
+    check_paths(p, args, "bench/feed_server.py")
     args.logs = args.work / "feeds-logs"
-    args.shared = args.shared.resolve()
-    args.aggregator = args.aggregator.absolute()
-    if not (args.shared / "bench" / "feed_server.py").exists():
-        p.error(f"{args.shared}/bench/feed_server.py not found (use --shared)")
-    if not os.access(args.aggregator, os.X_OK):
-        p.error(f"aggregator executable {args.aggregator} not found (use --aggregator)")
     settings = {}
     for item in args.settings:
         key, sep, value = item.partition("=")
@@ -994,8 +802,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         shutil.rmtree(old, ignore_errors=True)
     corpus = ensure_corpus(args)
 
-    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else "python"
-    command = shlex.join([python, sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    command = command_line(argv)
     server = Server(args, corpus)
     try:
         rounds = [one_round(args, server, rep) for rep in range(args.repeat)]

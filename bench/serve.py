@@ -38,19 +38,17 @@ It:
 Every process started is stopped on exit, Ctrl-C and SIGTERM included. The report goes to
 stdout, progress to stderr; the servers' logs are kept in ``WORK/serve-logs``. wrk runs on the
 same machine as the servers and competes with them for its cores (the report says how many).
-Standard library only.
+Standard library only; the helpers the benchmarks share (the machine description, the table
+formatting, the command-line paths) are in ``bench/common.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import re
 import resource
-import shlex
 import shutil
 import signal
 import socket
@@ -68,13 +66,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
-DEFAULT_WORK = HERE / "work"
+from common import (
+    TICKS,
+    add_path_options,
+    check_paths,
+    command_line,
+    command_output,
+    cpu_ticks,
+    log,
+    machine_lines,
+    markdown_table,
+)
+
 TARGET_304_RATIO = 0.5
 ENTRIES = 50
-TICKS = os.sysconf("SC_CLK_TCK")
 
 CONFIG_TEMPLATE = """\
 # Written by bench/serve.py; paths are relative to this file's folder.
@@ -122,11 +127,6 @@ http {{
     }}
 }}
 """
-
-
-def log(msg: str) -> None:
-    """Progress line on stderr (stdout carries only the report)."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 def free_port() -> int:
@@ -199,16 +199,7 @@ class Server:
 
     def cpu(self) -> float:
         """User + system CPU seconds of the process and its live children."""
-        total = 0
-        for pid in self.pids():
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / TICKS
+        return sum(cpu_ticks(pid) for pid in self.pids()) / TICKS
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -496,33 +487,10 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
-def table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for i, r in enumerate(rows):
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
-        if i == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
-
-
 def machine(args: argparse.Namespace) -> list[str]:
-    def out(cmd: Sequence[str | Path], cwd: Path | None = None, any_code: bool = False) -> str:
-        try:
-            res = subprocess.run(
-                [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=30
-            )
-        except OSError:
-            return ""
-        return (res.stdout + res.stderr).strip() if res.returncode == 0 or any_code else ""
+    def out(cmd: Sequence[str | Path], any_code: bool = False) -> str:
+        return command_output(cmd, with_stderr=True, any_code=any_code)
 
-    cpu = ""
-    with suppress(OSError, StopIteration), open("/proc/cpuinfo", encoding="utf-8") as f:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    nproc = len(os.sched_getaffinity(0))
-    commit = out(["git", "rev-parse", "--short", "HEAD"], cwd=REPO)
-    dirty = out(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO)
-    version = out([args.aggregator, "--version"]) or "?"
     versions = []
     for mod in ("uvicorn", "starlette", "httptools", "uvloop"):
         v = out([sys.executable, "-c", f"import {mod}; print({mod}.__version__)"])
@@ -531,15 +499,16 @@ def machine(args: argparse.Namespace) -> list[str]:
     wrk_lines = out([args.wrk, "--version"], any_code=True).splitlines()
     wrk_version = wrk_lines[0].split(" Copyright")[0] if wrk_lines else "wrk ?"
     return [
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {nproc} cores (nproc), {cpu or 'unknown CPU'}, Linux {platform.release()}. "
-        f"wrk ({args.threads} threads) runs on the same cores as the server it measures and "
-        "competes with it for CPU: the figures are lower than on separate machines, and nginx "
-        f"(worker_processes {args.nginx_workers}) can use every core while aggregator serves "
-        "from one process.",
-        f"- Python {platform.python_version()}; {', '.join(versions)}",
-        f"- {version}"
-        + (f", commit {commit}{' + uncommitted changes' if dirty else ''}" if commit else ""),
+        *machine_lines(
+            args.aggregator,
+            with_ram=False,
+            machine_note=f". wrk ({args.threads} threads) runs on the same cores as the server it "
+            "measures and competes with it for CPU: the figures are lower than on separate "
+            f"machines, and nginx (worker_processes {args.nginx_workers}) can use every core "
+            "while aggregator serves from one process.",
+            python_note=f"; {', '.join(versions)}",
+            with_stderr=True,
+        ),
         f"- {out([args.nginx, '-v'])}; {wrk_version}",
     ]
 
@@ -590,7 +559,7 @@ def report(
         f"Before the runs, with the servers idle, the machine was {args.idle_busy * 100:.0f}% "
         "busy.",
         "",
-        table(rows),
+        markdown_table(rows),
     ]
     lines = []
     verdict = ""
@@ -659,23 +628,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-nginx", action="store_true", help="measure aggregator only")
     p.add_argument("--skip-aggregator", action="store_true", help="measure nginx only")
     p.add_argument("--nginx-workers", default="auto", help="nginx worker_processes (default auto)")
-    p.add_argument(
-        "--work",
-        type=Path,
-        default=DEFAULT_WORK,
-        help="folder for the corpus, site and logs (default: bench/work)",
-    )
-    p.add_argument(
-        "--shared",
-        type=Path,
-        default=DEFAULT_SHARED,
-        help=f"the shared folder holding bench/make_corpus.py (default: {DEFAULT_SHARED})",
-    )
-    p.add_argument(
-        "--aggregator",
-        type=Path,
-        default=Path(sys.executable).parent / "aggregator",
-        help="aggregator executable (default: the one beside this Python)",
+    add_path_options(
+        p,
+        work_help="folder for the corpus, site and logs (default: bench/work)",
+        shared_holds="bench/make_corpus.py",
     )
     p.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     p.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
@@ -689,19 +645,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if not args.cases or any(c not in ("200", "304") for c in args.cases):
         p.error("--cases takes 200, 304 or both")
-    args.work = args.work.resolve()
-    args.shared = args.shared.resolve()
-    args.aggregator = args.aggregator.absolute()
-    if not (args.shared / "bench" / "make_corpus.py").exists():
-        p.error(f"{args.shared}/bench/make_corpus.py not found (use --shared)")
-    if not os.access(args.aggregator, os.X_OK):
-        p.error(f"aggregator executable {args.aggregator} not found (use --aggregator)")
+    check_paths(p, args, "bench/make_corpus.py")
     if shutil.which(args.wrk) is None:
         p.error("wrk not found: `apt-get install wrk`")
     if not args.skip_nginx and shutil.which(args.nginx) is None:
         p.error("nginx not found: `apt-get install nginx-light` (or --skip-nginx)")
-    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else "python"
-    args.command = shlex.join([python, sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    args.command = command_line(argv)
     return args
 
 
