@@ -313,15 +313,16 @@ class Files:
                     accept = value
             elif name == b"if-modified-since" and ims is None:
                 ims = value
-        browser = accept is not None and b"text/html" in accept
-        first_html = browser and accept is not None and accept.startswith(b"text/html")
-        if first_html and cached.name.endswith(FEED_ENDINGS):
-            # A browser's first choice is a page (a feed reader never puts HTML first).
-            page = self.pages.get(cached.name)
-            if page is None or page.key != cached.key:
-                page = await asyncio.to_thread(self.page, cached)
-            if page is not None:
-                cached, browser = page, False
+        browser = False
+        if accept is not None and b"text/html" in accept:
+            browser = True
+            if accept.startswith(b"text/html") and cached.name.endswith(FEED_ENDINGS):
+                # A browser's first choice is a page (a feed reader never puts HTML first).
+                page = self.pages.get(cached.name)
+                if page is None or page.key != cached.key:
+                    page = await asyncio.to_thread(self.page, cached)
+                if page is not None:
+                    cached, browser = page, False
         gzip_ok = (
             cached.gzipped is not None
             and accept_encoding is not None

@@ -24,7 +24,6 @@ import json
 import logging
 import multiprocessing
 import os
-import pickle
 import signal
 import tempfile
 import threading
@@ -33,7 +32,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
 from importlib.resources import files as package_files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -506,8 +504,6 @@ class Blocks:
         self.store = store
         self.bodies = bodies
         self.files: dict[str, int] = {}
-        self.index_file: str | None = None
-        """Where `index` was read from (in a worker)."""
 
     def gather(self, fmt: str, refs: list[ItemRef], kept: dict[str, bytes]) -> list[bytes]:
         """The blocks of these entries, in order: from `kept`, else the block files, else
@@ -576,11 +572,11 @@ def _render_blocks(
 _worker: tuple[Config, Blocks] | None = None
 
 
-def _init_worker(config: Config, bodies: BodyLoader) -> None:
+def _init_worker(config: Config, bodies: BodyLoader, index: BlockIndex) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     store = Store.open(config.database_url, upgrade=False)
-    _worker = (config, Blocks({}, store, bodies))
+    _worker = (config, Blocks(index, store, bodies))
 
 
 def _blocks_task(wanted: list[tuple[int, tuple[str, ...]]]) -> BlockIndex:
@@ -589,13 +585,9 @@ def _blocks_task(wanted: list[tuple[int, tuple[str, ...]]]) -> BlockIndex:
     return _render_blocks(blocks.store, config, wanted, blocks.bodies)
 
 
-def _render_chunk(index_file: str, tasks: list[RenderTask]) -> list[RenderDone]:
+def _render_chunk(tasks: list[RenderTask]) -> list[RenderDone]:
     assert _worker is not None
     config, blocks = _worker
-    if blocks.index_file != index_file:  # the first task of this pass in this worker
-        with open(index_file, "rb") as fh:
-            blocks.index = pickle.load(fh)
-        blocks.index_file = index_file
     return [_render_task(config, task, blocks) for task in tasks]
 
 
@@ -612,43 +604,35 @@ def _render_all(
     first = [ordered[i : i + BLOCKS_PER_TASK] for i in range(0, len(ordered), BLOCKS_PER_TASK)]
     total = len(first) + len(tasks)
     context = _worker_context()
-    # Workers that do not fork start a fresh interpreter and import the publisher (about a
-    # second): worth it only for a large publish, such as the daemon's first.
+    # Workers that are not forked start a fresh interpreter and import the publisher (about a
+    # second a pool): worth it only for a large publish, such as the daemon's first.
     least = PARALLEL_MIN if context.get_start_method() == "fork" else PARALLEL_MIN_FRESH
-    pool = None
-    if workers > 1 and total >= least:
-        pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(config, bodies)
-        )
+    parallel = workers > 1 and total >= least
     done = 0
     index: BlockIndex = {}
     blocks = Blocks(index, store, bodies)
-    temporary: set[str] = set()
     started = time.perf_counter()
     try:
-        if pool is not None:
-            parts: Iterable[BlockIndex] = pool.map(_blocks_task, first)
+        if not first:
+            parts: Iterable[BlockIndex] = ()
+        elif parallel:
+            parts = _pool_map(context, workers, config, bodies, {}, _blocks_task, first)
         else:
             parts = (_render_blocks(store, config, w, bodies) for w in first)
         for part in parts:
             index.update(part)
-            temporary.update(where[0] for where in part.values())
             done += 1
             if progress:
                 progress(done, total)
-        where = "here" if pool is None else f"{workers} workers ({context.get_start_method()})"
+        where = f"{workers} workers ({context.get_start_method()})" if parallel else "here"
         timing.info(
             "rendered %d entries (%d blocks) in %.2fs, %s",
             len(ordered), len(index), time.perf_counter() - started, where,
         )  # fmt: skip
-        if pool is not None:
-            # the workers read the index of the first pass from a file beside the blocks
-            fd, index_file = tempfile.mkstemp(dir=config.output_dir, prefix=TEMP_PREFIX + "index-")
-            temporary.add(index_file)
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(index, fh, pickle.HIGHEST_PROTOCOL)
+        if parallel:
             chunks = [tasks[i : i + TASKS_PER_CHUNK] for i in range(0, len(tasks), TASKS_PER_CHUNK)]
-            results = pool.map(partial(_render_chunk, index_file), chunks)
+            # started after the first pass, the workers get its index (forked: shared)
+            results = _pool_map(context, workers, config, bodies, index, _render_chunk, chunks)
             documents: Iterable[RenderDone] = (d for chunk in results for d in chunk)
         else:
             documents = (_render_task(config, task, blocks) for task in tasks)
@@ -657,18 +641,33 @@ def _render_all(
             yield document
             if progress:
                 progress(done, total)
-    except BaseException:
-        if pool is not None:
-            # Ctrl-C, or a failed task: the tasks not started yet are dropped, not waited for
-            # (with archive pages there can be thousands).
-            pool.shutdown(wait=True, cancel_futures=True)
-        raise
     finally:
-        if pool is not None:
-            pool.shutdown()
         blocks.close()
-        for path in temporary:
+        for path in {where[0] for where in index.values()}:
             Path(path).unlink(missing_ok=True)
+
+
+def _pool_map(
+    context: multiprocessing.context.BaseContext,
+    workers: int,
+    config: Config,
+    bodies: BodyLoader,
+    index: BlockIndex,
+    fn: Callable[[Any], Any],
+    args: list[Any],
+) -> Iterator[Any]:
+    """fn over args in worker processes, results in order."""
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(config, bodies, index)
+    )
+    try:
+        yield from pool.map(fn, args)
+    except BaseException:
+        # Ctrl-C, or a failed task: the tasks not started yet are dropped, not waited for
+        # (with archive pages there can be thousands).
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
