@@ -304,6 +304,12 @@ def test_sighup_applies_a_changed_configuration_and_keeps_a_broken_one_out(
         d.proc.send_signal(signal.SIGHUP)
         reload = d.wait_for(lambda e: e.get("event") == "reload", after=mark)
         assert (reload["added"], reload["removed"], reload["changed"]) == ([], ["more"], [])
+
+        write_config(tmp_path, inputs=[{**archive, "every": "2h"}])
+        mark = len(d.events)
+        d.proc.send_signal(signal.SIGHUP)
+        reload = d.wait_for(lambda e: e.get("event") == "reload", after=mark)
+        assert (reload["added"], reload["removed"], reload["changed"]) == ([], [], ["archive"])
         assert d.get("/news/all.atom")[0] == 200  # served all along
         assert d.stop(signal.SIGTERM) == 0
     assert not [line for line in d.lines if "Traceback" in line]
