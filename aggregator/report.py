@@ -149,11 +149,9 @@ def print_feeds(listing: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def input_listing(
-    config: Config, rows: dict[str, dict[str, Any]], now: datetime | None = None
-) -> list[dict[str, Any]]:
+def input_listing(config: Config, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Configured inputs with their stored state (for `aggregator inputs`)."""
-    now = now or datetime.now(UTC)
+    now = datetime.now(UTC)
     out: list[dict[str, Any]] = []
     for inp in config.inputs:
         row = rows.get(inp.display_name, {})

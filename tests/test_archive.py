@@ -602,8 +602,8 @@ def test_a_publish_beside_other_threads_shares_the_work_with_fresh_workers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The daemon publishes from a process that runs threads (server, scheduler), where
-    forking is unsafe: its workers come from the fork server instead, read the first pass's
-    index from a file, and write what one process writes."""
+    forking is unsafe: its workers come from the fork server instead, get the first pass's
+    index as an argument, and write what one process writes."""
     import aggregator.publish as publishing
 
     seed(store, archive_input)
