@@ -397,6 +397,9 @@ def test_host_aliases_from_settings_apply_to_identity() -> None:
     a = post("title: T\nfrom: https://zaobao.com.sg/a", settings=PostSettings(rules=rules))
     b = post("title: T\nfrom: https://zaobao.com/a", settings=PostSettings(rules=rules))
     assert a.identity_key == b.identity_key
+    # The alias is for matching only: readers (and origin checks) visit the host as written.
+    assert a.link == "https://zaobao.com.sg/a"
+    assert b.link == "https://zaobao.com/a"
 
 
 @pytest.mark.parametrize(

@@ -194,6 +194,12 @@ def test_alias_rules_are_case_insensitive() -> None:
     assert url_key("https://zaobao.com.sg/a", rules) == "zaobao.com/a"
 
 
+def test_aliases_change_the_identity_not_the_published_link() -> None:
+    link = "https://www.zaobao.com.sg/realtime/china/x2?utm_source=rss"
+    assert clean_url(link, ZAOBAO) == "https://www.zaobao.com.sg/realtime/china/x2"
+    assert url_key(link, ZAOBAO) == "www.zaobao.com/realtime/china/x2"
+
+
 # ---- properties ----------------------------------------------------------------------------------
 
 LABEL = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=8)

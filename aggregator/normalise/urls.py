@@ -59,9 +59,11 @@ def _is_tracking(name: str, rules: UrlRules) -> bool:
     )
 
 
-def clean_url(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
+def clean_url(url: str, rules: UrlRules = DEFAULT_RULES, *, alias: bool = False) -> str | None:
     """The URL to publish: normalised, tracking parameters and fragment dropped, scheme kept.
 
+    Host aliases apply only with `alias` (for the identity, `url_key`): the published link is
+    the host the article was found on, which is the one readers and origin checks must visit.
     None when `url` is not an absolute http(s) URL.
     """
     try:
@@ -73,7 +75,8 @@ def clean_url(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
     host = (parts.hostname or "").rstrip(".")
     if scheme not in DEFAULT_PORTS or not host:
         return None
-    host = _alias(host, rules.host_aliases)
+    if alias:
+        host = _alias(host, rules.host_aliases)
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
     if port is not None and port != DEFAULT_PORTS[scheme]:
@@ -129,7 +132,7 @@ def absolute_url(url: str, base: str | None = None) -> str | None:
 
 def url_key(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
     """The canonical form used as identity: `clean_url` without the scheme (http = https)."""
-    cleaned = clean_url(url, rules)
+    cleaned = clean_url(url, rules, alias=True)
     if cleaned is None:
         return None
     return cleaned.split("://", 1)[1]
