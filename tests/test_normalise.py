@@ -208,6 +208,14 @@ def test_naive_dates_use_the_input_timezone() -> None:
     assert post(front_matter, settings=new_york).published == utc(2022, 7, 10, 13, 30)
 
 
+def test_cst_is_the_input_zone_where_one_is_set() -> None:
+    front_matter = "title: T\ndate: Thu, 16 Sep 2021 10:19:20 CST"
+    # Archives of Chinese sites write CST for China Standard Time, not US Central.
+    assert post(front_matter, settings=CST).published == utc(2021, 9, 16, 2, 19, 20)
+    # Without a zone for the input, CST keeps the email parser's meaning (UTC-6).
+    assert post(front_matter, settings=PostSettings()).published == utc(2021, 9, 16, 16, 19, 20)
+
+
 @pytest.mark.parametrize("bad", ["2024-02-30", "2024年02月30日", "next tuesday"])
 def test_an_impossible_date_is_refused_with_a_warning(bad: str) -> None:
     v = post(f"title: T\ndate: {bad}")

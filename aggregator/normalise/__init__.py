@@ -74,6 +74,8 @@ def _date(meta: Any, keys: tuple[str, ...], tz: tzinfo, warnings: list[str]) -> 
         raw = meta.get(key)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
+        if tz is not UTC:
+            raw = dates.drop_ambiguous_zone(raw)
         try:
             return dates.parse_date(raw, tz)
         except ValueError as exc:

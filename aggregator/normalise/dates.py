@@ -23,6 +23,17 @@ _EPOCH = re.compile(r"-?\d{9,13}")
 # YAML's own timestamp form (`2001-12-14 21:59:43.10 -5`), which `fromisoformat` refuses.
 _YAML_TIMESTAMP = SafeConstructor.timestamp_regexp
 MIN_YEAR, MAX_YEAR = 1900, 2200
+# `CST` and `IST` are US Central and Israel to the email parser, but far more often China and
+# India Standard Time in the archives and feeds this reads: where the input's zone is set, such
+# a date is read in that zone instead (see `drop_ambiguous_zone`).
+AMBIGUOUS_ZONE = re.compile(r"\s+(CST|IST)\s*$")
+
+
+def drop_ambiguous_zone(value: object) -> object:
+    """`value` without a trailing `CST`/`IST`, to be read in the input's own zone."""
+    if isinstance(value, str) and AMBIGUOUS_ZONE.search(value):
+        return AMBIGUOUS_ZONE.sub("", value)
+    return value
 
 
 def parse_date(value: object, tz: tzinfo = UTC) -> datetime:
