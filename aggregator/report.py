@@ -198,7 +198,10 @@ def _iso(value: Any) -> str | None:
 
 
 def print_inputs(listing: list[dict[str, Any]]) -> None:
-    columns = ("name", "kind", "status", "last_success", "error_count", "next_due", "location")
+    columns = (
+        "name", "kind", "status", "last_attempt", "last_success", "error_count", "next_due",
+        "location",
+    )  # fmt: skip
     listing = [
         {**i, "status": f"{i['status']}, being refreshed by {i['held_by']}"} if i["held_by"] else i
         for i in listing

@@ -125,6 +125,11 @@ def test_sync_with_an_unreachable_feed_exits_1_and_names_it(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
     assert "good: 1 new" in result.stdout
     assert "last error: HTTP 404" in listing.stdout
+    # An input that never succeeded still shows when it was last tried.
+    [row] = [line.split("\t") for line in listing.stdout.splitlines() if line.startswith("bad\t")]
+    _, kind, _, last_attempt, last_success, errors, *_ = row
+    assert (kind, errors, last_success) == ("feed", "1", "")
+    assert last_attempt.startswith("20")
 
 
 def test_check_shows_every_kind_of_input(tmp_path: Path) -> None:
