@@ -130,12 +130,13 @@ class BodyLoader:
     """Fills in the content and summary of feed items whose body is kept in a post file.
 
     The publisher renders each entry once per run (see `publish`), so nothing is remembered
-    here. A file that can no longer be read gives an empty body and a warning, and never stops
-    publishing.
+    here. A file that can no longer be read gives an empty body, marked as such, and a warning;
+    it never stops publishing.
     """
 
     def __init__(self, summary_length: int):
         self.summary_length = summary_length
+        self.warned: set[str] = set()
 
     def __call__(self, item: FeedItem) -> FeedItem:
         if item.content is not None or item.body_path is None:
@@ -144,10 +145,13 @@ class BodyLoader:
         try:
             draft = files_adapter.read_post(file, title=item.title)
         except ParseError as exc:
-            log.warning("%s: body not published: %s", item.body_path, exc)
-            content, summary = "", ""
-        else:
-            content, summary = render_body(draft, item.link, self.summary_length)
+            # Published empty this time; the publisher renders it again next time (see
+            # `publish`), so the body comes back once the file can be read.
+            if item.body_path not in self.warned:  # once, however many documents show it
+                self.warned.add(item.body_path)
+                log.warning("%s: body not published: %s", item.body_path, exc)
+            return replace(item, content="", summary=item.summary or "", body_unreadable=True)
+        content, summary = render_body(draft, item.link, self.summary_length)
         return replace(item, content=content, summary=item.summary or summary)
 
 

@@ -230,3 +230,5 @@ class FeedItem:
     body_path: str | None = None
     """The post file holding the body, when the store does not hold it."""
     enclosures: tuple[Enclosure, ...] = ()
+    body_unreadable: bool = False
+    """The post file could not be read when publishing: the body is empty this time."""

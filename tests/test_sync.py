@@ -108,3 +108,54 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_fatal(tmp_path: Path) -> N
     assert line.startswith(f"skipped {archive}/") and line.endswith(
         ".md: name is not valid UTF-8; rename it to be read"
     )
+
+
+def test_a_body_that_cannot_be_read_comes_back_once_it_can(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bodies of archived posts are read from their files when published. A folder moved away
+    while another input changes the feeds publishes those bodies empty, with a warning; the
+    documents are rendered again next time, so the bodies return when the folder does, even
+    though nothing in the store changed."""
+    for day, title in enumerate(("Post A", "Post B", "Post C"), start=1):
+        post(tmp_path / "posts", f"{day}.md", title, day)
+    (tmp_path / "other").mkdir()
+    config = config_module.parse(
+        {
+            "feeds": {"entries": 2, "archive_page": 2},
+            "inputs": [
+                {"kind": "files", "path": "posts", "name": "archive"},
+                {"kind": "files", "path": "other", "name": "other"},
+            ],
+        },
+        base_dir=tmp_path,
+    )
+    output = tmp_path / "public"
+
+    def bodies() -> dict[str, set[str]]:
+        """Title -> the contents it has in the published Atom documents."""
+        found: dict[str, set[str]] = {}
+        for path in output.rglob("*.atom"):
+            for e in feedparser.parse(path.read_bytes()).entries:
+                found.setdefault(e.title, set()).add(e.content[0].value if "content" in e else "")
+        return found
+
+    sync(config, workers=1)
+    assert bodies() == {t: {f"<p>{t}</p>"} for t in ("Post A", "Post B", "Post C")}
+
+    (tmp_path / "posts").rename(tmp_path / "away")
+    post(tmp_path / "other", "4.md", "Post D", 4)
+    sync(config, workers=1, only=["other"])
+    assert caplog.text.count("3.md: body not published: cannot read file") == 1
+    shown = bodies()
+    assert shown["Post D"] == {"<p>Post D</p>"}
+    assert "" in shown["Post C"]  # in the documents Post D changed; it could not be read
+
+    (tmp_path / "away").rename(tmp_path / "posts")
+    caplog.clear()
+    again = sync(config, workers=1)
+    assert "body not published" not in caplog.text
+    assert [(i.new, i.updated) for i in again.inputs] == [(0, 0), (0, 0)]
+    assert bodies() == {t: {f"<p>{t}</p>"} for t in ("Post A", "Post B", "Post C", "Post D")}
+    # and then the output is up to date: nothing more to write
+    assert sync(config, workers=1).published.written == []

@@ -235,6 +235,7 @@ def publish(
     if (
         same_settings
         and manifest.get("store_revision") == store_revision
+        and not manifest.get("unreadable")
         and all(present(files_of(k, e)) for k, e in old_feeds.items())
         and present([INDEX, OPML, STYLESHEET])
     ):
@@ -328,8 +329,22 @@ def publish(
     loader = bodies or _no_bodies
     touched: set[str] = set()
     rendering = _render_all(store, config, tasks, wanted, workers, progress, loader)
+    unreadable = False
     for key, part, written in rendering:
-        new_manifest[key].update(part)
+        failed_pages = part.pop("unreadable_pages", None)
+        entry = new_manifest[key]
+        entry.update(part)
+        if failed_pages is not None:
+            # A post's body could not be read, so these documents show it empty: they are
+            # rendered afresh next time (a page copies nothing from its file, the revision
+            # and fingerprint match nothing), and the body comes back once it can be read.
+            unreadable = True
+            entry["revision"] = None
+            if failed_pages:
+                for n in failed_pages:
+                    entry["pages"][n - 1] = None
+            else:
+                entry.pop("fingerprint", None)
         result.written.extend(written)
         touched.add(key)
     result.rendered = len(touched)
@@ -358,8 +373,11 @@ def publish(
     ):  # fmt: skip
         if write_if_changed(output / name, data, mtime):
             result.written.append(name)
+    state = {"settings": settings, "store_revision": store_revision, "feeds": new_manifest}
+    if unreadable:
+        state["unreadable"] = True  # not up to date, whatever the store says
     blob = json.dumps(
-        {"settings": settings, "store_revision": store_revision, "feeds": new_manifest},
+        state,
         ensure_ascii=False, sort_keys=True,
         indent=1,
     ).encode("utf-8")  # fmt: skip
@@ -418,7 +436,9 @@ def _render_task(config: Config, task: RenderTask, blocks: Blocks) -> RenderDone
 
     ref, store = task.ref, blocks.store
     written: list[str] = []
+    blocks.unreadable = False
     if task.pages:
+        failed: list[int] = []
         size, archived = archive_settings(config)
         total = archive_pages(task.last_place, size)
         for page, since in task.pages:
@@ -434,7 +454,10 @@ def _render_task(config: Config, task: RenderTask, blocks: Blocks) -> RenderDone
                 data = assemble(fmt, meta, blocks.gather(fmt, refs, kept))
                 if write_if_changed(path, data, meta.updated_at):
                     written.append(ref.archive_path(page, fmt))
-        return ref.key, {}, written
+            if blocks.unreadable:
+                failed.append(page)
+                blocks.unreadable = False
+        return ref.key, {"unreadable_pages": failed} if failed else {}, written
     refs = store.feed_refs(ref.key, config.feeds.entries)
     updated = _newest_update(refs)
     meta = replace(feed_meta(config, ref, task.last_place), updated_at=updated)
@@ -452,6 +475,8 @@ def _render_task(config: Config, task: RenderTask, blocks: Blocks) -> RenderDone
         "updated": iso(updated),
         "files": files,
     }
+    if blocks.unreadable:
+        entry["unreadable_pages"] = []  # the subscription documents themselves
     return ref.key, entry, written
 
 
@@ -504,6 +529,8 @@ class Blocks:
         self.store = store
         self.bodies = bodies
         self.files: dict[str, int] = {}
+        self.unreadable = False
+        """Whether an entry gathered since this was last reset had a body it could not read."""
 
     def gather(self, fmt: str, refs: list[ItemRef], kept: dict[str, bytes]) -> list[bytes]:
         """The blocks of these entries, in order: from `kept`, else the block files, else
@@ -520,6 +547,7 @@ class Blocks:
                 found[ref.entry_id] = block
         if missing:
             items = [self.bodies(i) for i in self.store.items_by_pk(missing).values()]
+            self.unreadable = self.unreadable or any(i.body_unreadable for i in items)
             found.update(render_blocks(fmt, items))
         return [found[r.entry_id] for r in refs if r.entry_id in found]
 
@@ -555,6 +583,8 @@ def _render_blocks(
         if item is None:  # deleted meanwhile
             continue
         item = bodies(item)
+        if item.body_unreadable:
+            continue  # left to the documents showing it, which then know (see `Blocks`)
         for fmt in formats:
             by_format.setdefault(fmt, []).append(item)
     index: BlockIndex = {}
