@@ -268,18 +268,55 @@ def inputs(ctx: click.Context, as_json: bool) -> None:
     next due time."""
     from aggregator.report import input_listing, print_inputs
     from aggregator.store import Store
+    from aggregator.sync import unlisted_inputs
 
     config = load_config(ctx)
     try:
         with Store.open(config.database_url) as store:
             rows = {r["name"]: r for r in store.input_rows()}
+            unlisted = unlisted_inputs(config, store)
     except AggregatorError as exc:
         fail(exc)
-    listing = input_listing(config, rows)
+    listing = input_listing(config, rows, unlisted)
     if as_json:
         click.echo(json.dumps(listing, ensure_ascii=False, indent=2))
     else:
         print_inputs(listing)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.pass_context
+def prune(ctx: click.Context, dry_run: bool) -> None:
+    """Remove the inputs the configuration no longer names, with their stored copies, then
+    publish. Entries no other input carries leave the feeds."""
+    from aggregator import sync as sync_module
+
+    config = load_config(ctx)
+    try:
+        unlisted, report = sync_module.prune(config, dry_run=dry_run)
+    except AggregatorError as exc:
+        fail(exc)
+    if not unlisted:
+        click.echo("nothing to prune: the configuration names every stored input")
+        return
+    for u in unlisted:
+        copies = f"{u.copies} {'copy' if u.copies == 1 else 'copies'}"
+        if u.held_by is not None:
+            click.echo(f"kept {u.name} ({u.kind} {u.location}): being refreshed by {u.held_by}")
+        elif dry_run:
+            click.echo(f"would remove {u.name} ({u.kind} {u.location}) and its {copies}")
+        else:
+            click.echo(f"removed {u.name} ({u.kind} {u.location}) and its {copies}")
+    if report.published is not None:
+        click.echo(
+            f"entries: {report.entries_total} in store ({report.entries_removed} removed, "
+            f"{report.entries_updated} updated)"
+        )
+        click.echo(
+            f"published: {len(report.published.feeds)} feeds in {config.output_dir}, "
+            f"{len(report.published.written)} files written"
+        )
 
 
 def _fetch_settings(config: Any) -> Any:

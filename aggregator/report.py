@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aggregator.config import Config
-from aggregator.sync import SyncReport
+from aggregator.sync import SyncReport, Unlisted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -149,8 +150,11 @@ def print_feeds(listing: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def input_listing(config: Config, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Configured inputs with their stored state (for `aggregator inputs`)."""
+def input_listing(
+    config: Config, rows: dict[str, dict[str, Any]], unlisted: Sequence[Unlisted] = ()
+) -> list[dict[str, Any]]:
+    """Configured inputs with their stored state, then the stored inputs the configuration
+    no longer names (for `aggregator inputs`)."""
     now = datetime.now(UTC)
     out: list[dict[str, Any]] = []
     for inp in config.inputs:
@@ -177,6 +181,23 @@ def input_listing(config: Config, rows: dict[str, dict[str, Any]]) -> list[dict[
                 "last_error": row.get("last_error"),
                 "next_due": _iso(row.get("next_due_at")),
                 "held_by": holder,
+            }
+        )
+    for u in unlisted:
+        row = rows.get(u.name, {})
+        out.append(
+            {
+                "name": u.name,
+                "kind": u.kind,
+                "location": u.location,
+                "status": f"not in the config: `aggregator prune` removes it and its {u.copies} "
+                f"{'copy' if u.copies == 1 else 'copies'}",
+                "last_attempt": _iso(row.get("last_attempt_at")),
+                "last_success": _iso(row.get("last_success_at")),
+                "error_count": row.get("error_count") or 0,
+                "last_error": row.get("last_error"),
+                "next_due": None,
+                "held_by": u.held_by,
             }
         )
     return out

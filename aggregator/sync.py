@@ -474,3 +474,67 @@ def sync(
         if own_store:
             store.close()
     return report
+
+
+@dataclass
+class Unlisted:
+    """An input the store knows and the configuration no longer names (see `prune`)."""
+
+    name: str
+    kind: str
+    location: str
+    copies: int
+    held_by: str | None = None
+    """The process refreshing it now (its configuration still names it): left alone."""
+
+
+def unlisted_inputs(config: Config, store: Store, now: datetime | None = None) -> list[Unlisted]:
+    """Stored inputs the configuration does not name, with how many copies each keeps."""
+    now = now or datetime.now(UTC)
+    names = {inp.display_name for inp in config.inputs}
+    rows = [r for r in store.input_rows() if r["name"] not in names]
+    copies = store.input_copies() if rows else {}
+    holders = store.lease_holders([r["id"] for r in rows], now) if rows else {}
+    return [
+        Unlisted(
+            r["name"],
+            r["kind"],
+            r.get("url") or r["location"],
+            copies.get(r["id"], 0),
+            holders.get(r["id"]),
+        )
+        for r in rows
+    ]
+
+
+def prune(
+    config: Config,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    workers: int | None = None,
+) -> tuple[list[Unlisted], SyncReport]:
+    """Remove the inputs the configuration no longer names, and their copies, then publish.
+
+    Entries that no other input carries leave the feeds; those another input also carries
+    stay, with what that input says. Inputs are never removed just because a configuration
+    left them out (a second config file on the same database, an input commented out for a
+    while): this is asked for. An input another process is refreshing now is left alone.
+    """
+    now = now or datetime.now(UTC)
+    report = SyncReport()
+    with Store.open(config.database_url) as store:
+        unlisted = unlisted_inputs(config, store, now)
+        if dry_run or not unlisted:
+            return unlisted, report
+        ids = {r["name"]: r["id"] for r in store.input_rows()}
+        store.remove_inputs([ids[u.name] for u in unlisted if u.held_by is None])
+        decide_pending(store, now, report)
+        report.published = publish(
+            store,
+            config,
+            workers=workers if workers is not None else (os.cpu_count() or 1),
+            bodies=BodyLoader(config.feeds.summary_length),
+        )
+        report.entries_total = store.entry_count()
+    return unlisted, report

@@ -144,3 +144,51 @@ def test_check_shows_every_kind_of_input(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "input radio: feed https://radio.example/feed.xml every 2:00:00" in result.stdout
     assert "input origin: origin, up to 10 original pages per sync (disabled)" in result.stdout
+
+
+def test_prune_removes_inputs_taken_out_of_the_config(tmp_path: Path) -> None:
+    """An input taken out of the configuration keeps its copies (and so its entries) until
+    `prune` is asked for; `inputs` says so. Entries another input also carries stay."""
+    folder = setup(tmp_path)
+    posts = folder / "posts"
+    posts.mkdir()
+    for n in (1, 2):
+        (posts / f"{n}.md").write_text(
+            f"---\ntitle: Post {n}\ndate: 2023-05-0{n} 08:00:00\n"
+            + ("from: https://radio.example/e/1\n" if n == 1 else "")
+            + f"---\n<p>Post {n}</p>\n",
+            encoding="utf-8",
+        )
+    with hs.serve() as server:
+        feed_url = server.route("/feed.xml", hs.static(FEED))
+        both = [{"kind": "files", "path": "posts", "name": "old"}]
+        both.append({"kind": "feed", "url": feed_url, "name": "radio"})
+        config = folder / "config.yaml"
+        config.write_text(CONFIG.replace("inputs: []", "inputs: " + json.dumps(both)))
+        assert run("sync", cwd=folder).returncode == 0
+    atom = folder / "public" / "all.atom"
+    assert atom.read_text(encoding="utf-8").count("<entry>") == 2
+
+    config.write_text(CONFIG.replace("inputs: []", "inputs: " + json.dumps(both[1:])))
+    listing = run("inputs", "--json", cwd=folder)
+    [old] = [i for i in json.loads(listing.stdout) if i["name"] == "old"]
+    assert old["status"] == "not in the config: `aggregator prune` removes it and its 2 copies"
+    assert old["location"] == str(posts)
+
+    dry = run("prune", "--dry-run", cwd=folder)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout == f"would remove old (files {posts}) and its 2 copies\n"
+    assert atom.read_text(encoding="utf-8").count("<entry>") == 2
+
+    pruned = run("prune", cwd=folder)
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.startswith(f"removed old (files {posts}) and its 2 copies\n")
+    assert "(1 removed, 1 updated)" in pruned.stdout
+    # Post 2 had no other copy: gone. Post 1 is also the feed's episode: kept, as the feed has it.
+    text = atom.read_text(encoding="utf-8")
+    assert text.count("<entry>") == 1
+    assert "<title>Episode</title>" in text and "Post 2" not in text
+    assert [i["name"] for i in json.loads(run("inputs", "--json", cwd=folder).stdout)] == ["radio"]
+    assert run("prune", cwd=folder).stdout == (
+        "nothing to prune: the configuration names every stored input\n"
+    )

@@ -310,6 +310,29 @@ def test_deleting_every_copy_removes_the_entry_and_its_links(
     }
 
 
+def test_removing_an_input_removes_its_copies_and_the_entries_only_it_carried(
+    store: Store, files_input: int, other_input: int
+) -> None:
+    put(store, files_input, version("a.md", tags=[("covid", "COVID")]))
+    put(store, other_input, version("a-copy.md", tags=[("asia", "Asia")], source=GUANCHA))
+    put(store, files_input, version("only.md", "url:x.com/only"))
+    assert store.input_copies() == {files_input: 2, other_input: 1}
+
+    store.remove_inputs([files_input])
+    decide_pending(store, NOW)
+
+    assert store.input_copies() == {other_input: 1}
+    assert [r["name"] for r in store.input_rows()] == ["mirror"]
+    item = only_item(store)  # the shared article stays, now as the mirror has it
+    assert item.entry_id == identity.entry_id("url:zaobao.com/news/a")
+    assert item.categories == ("Asia",)
+    assert store.feed_counts() == {
+        "all": ("", 1),
+        "source:观察者网": ("观察者网", 1),
+        "tag:asia": ("Asia", 1),
+    }
+
+
 def test_updated_moves_only_when_the_content_changes(store: Store, files_input: int) -> None:
     put(store, files_input, version("a.md", published=day(7)))
     first = only_item(store)

@@ -399,6 +399,25 @@ class Store:
                     out[r.id] = r.lease_owner
         return out
 
+    def input_copies(self) -> dict[int, int]:
+        """input id -> how many copies it has in the store."""
+        with self.reading() as conn:
+            rows = conn.exec_driver_sql("SELECT input_id, COUNT(*) FROM versions GROUP BY input_id")
+            return {int(i): int(n) for i, n in rows}
+
+    def remove_inputs(self, input_ids: Sequence[int]) -> None:
+        """Forget these inputs and their copies, in one transaction; the entries the copies
+        belonged to are pending (to be decided again: removed when no copy is left)."""
+        ph = self.placeholder
+        with self.transaction() as tx:
+            for input_id in input_ids:
+                rows = tx.conn.exec_driver_sql(
+                    f"SELECT id, identity_key FROM versions WHERE input_id = {ph}", (input_id,)
+                ).all()
+                tx.delete_versions([r[0] for r in rows])
+                tx.mark_pending({r[1] for r in rows})
+                tx.conn.exec_driver_sql(f"DELETE FROM inputs WHERE id = {ph}", (input_id,))
+
     def known_signatures(self, input_id: int) -> dict[str, str]:
         """locator -> signature of every stored copy of an input (to find what changed)."""
         ph = self.placeholder
