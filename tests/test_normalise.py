@@ -197,7 +197,13 @@ def test_file_without_title_raises_parse_error_through_the_whole_read(tmp_path: 
 def test_published(front_matter: str, body: str, published: datetime | None) -> None:
     v = post("title: T\n" + front_matter, body + "<p>x</p>")
     assert v.published == published
-    assert v.warnings == ()
+    if published is None:  # a person should know why the post shows a date of its own
+        assert v.warnings == (
+            "no date (front matter `date`, an epoch comment or a YYYY-MM-DD- file name): "
+            "dated when first seen",
+        )
+    else:
+        assert v.warnings == ()
 
 
 def test_naive_dates_use_the_input_timezone() -> None:

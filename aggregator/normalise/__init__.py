@@ -105,6 +105,11 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
         if found:
             with contextlib.suppress(ValueError):
                 published = dates.parse_date(found.group(1), tz)
+    if published is None and not any(w.startswith("`") for w in warnings):
+        warnings.append(
+            "no date (front matter `date`, an epoch comment or a YYYY-MM-DD- file name): "
+            "dated when first seen"
+        )
     declared_updated = _date(meta, ("updated", "modified", "lastmod"), tz, warnings)
 
     author = _scalar(meta.get("author"))
