@@ -3,7 +3,8 @@
 `fetch_many` fetches many URLs concurrently and hands each `Fetched` result back as it is
 done. What a person expects of a polite, safe feed fetcher is here, in one place:
 
-- a global limit and a per-host limit on concurrent requests, an honest User-Agent;
+- a global limit and a per-host limit on concurrent requests, optionally a minimum interval
+  between the starts of two fetches from one host (a rate limit), an honest User-Agent;
 - conditional GET with the stored ETag and Last-Modified (a 304 costs no parsing);
 - an overall deadline per fetch: httpx's timeouts are per read, so a server dribbling a byte
   a second would otherwise hold a fetch forever;
@@ -52,6 +53,9 @@ class FetchSettings:
     """Requests in flight at once, over all hosts."""
     per_host: int = 2
     """Requests in flight at once to one host."""
+    host_interval: float = 0.0
+    """Seconds at least between the starts of two fetches from one host (0: no spacing). A
+    host is a host name, whatever the port; redirect hops within one fetch are not spaced."""
     deadline: float = 30.0
     """Seconds one fetch may take from start to last byte, redirects included."""
     connect_timeout: float = 10.0
@@ -211,12 +215,15 @@ def client(settings: FetchSettings) -> httpx.AsyncClient:
 
 
 class _Limiter:
-    """The global and per-host limits on requests in flight."""
+    """The global and per-host limits on requests in flight, and the per-host spacing."""
 
     def __init__(self, settings: FetchSettings):
         self.total = asyncio.Semaphore(settings.concurrency)
         self.per_host = settings.per_host
         self.hosts: dict[str, asyncio.Semaphore] = {}
+        self.interval = settings.host_interval
+        self.next_start: dict[str, float] = {}
+        """host -> the loop time before which no other fetch from it may start."""
 
     def host(self, url: str) -> asyncio.Semaphore:
         host = (urlsplit(url).hostname or "").lower()
@@ -224,6 +231,19 @@ class _Limiter:
         if sem is None:
             sem = self.hosts[host] = asyncio.Semaphore(self.per_host)
         return sem
+
+    async def turn(self, url: str) -> None:
+        """Wait until a fetch from this URL's host may start: `host_interval` after the start
+        of the one before. The start is reserved before sleeping (nothing runs in between on
+        the event loop), so fetches waiting together leave in line, one interval apart."""
+        if self.interval <= 0:
+            return
+        host = (urlsplit(url).hostname or "").lower()
+        now = asyncio.get_running_loop().time()
+        start = max(now, self.next_start.get(host, now))
+        self.next_start[host] = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
 
 
 class _Decoder:
@@ -395,8 +415,11 @@ async def fetch(
     """Fetch one URL within the deadline; never raises for a network or HTTP failure."""
     limiter = limiter or _Limiter(settings)
     try:
-        # Waiting for a free slot is not part of the deadline; the fetch itself is.
+        # Waiting for a free slot or for the host's turn is not part of the deadline; the
+        # fetch itself is. The turn is taken last, with both slots held, so the request starts
+        # as soon as it comes (a global slot waited for after it could shorten the spacing).
         async with limiter.host(request.url), limiter.total:
+            await limiter.turn(request.url)
             async with asyncio.timeout(settings.deadline):
                 return await _fetch_once(http, request, settings, limiter)
     except (FetchError, TimeoutError, httpx.HTTPError, OSError) as exc:

@@ -1,7 +1,8 @@
 """Running the `origin` input: re-reading the original article pages entries link to.
 
 For the newest entries whose page is due (a bounded number per run, one request at a time per
-host), the page is fetched with conditional GET and read (adapters/page.py). Then:
+host and at least `HOST_INTERVAL` seconds between two to one host name), the page is fetched
+with conditional GET and read (adapters/page.py). Then:
 
 - the page says what readers already see (same text, by `same_text`): its copy is kept as
   provenance and ranks below the others, so nothing readers see changes;
@@ -39,6 +40,7 @@ from aggregator.types import FeedItem, OriginTarget, Skipped, Version
 log = logging.getLogger("aggregator")
 
 REMOVED_TAG = ("removed at origin", "removed at origin")
+HOST_INTERVAL = 1.0  # seconds between the starts of two page fetches from one host name
 SIMILAR = 0.9  # share of shingles in common above which two texts say the same
 _WORDLESS = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -147,7 +149,7 @@ def run_origin_input(
         store.record_run(input_id, now=now, ok=True, next_due=now + inp.every)
         return result
     reporter.input_started(inp.display_name, len(targets))
-    settings = replace(fetch_settings(config), per_host=1)
+    settings = replace(fetch_settings(config), per_host=1, host_interval=HOST_INTERVAL)
     requests = [fetch.Request(t.url, t.etag, t.last_modified, key=t) for t in targets]
     known = store.known_signatures(input_id)
     bodies = BodyLoader(config.feeds.summary_length)

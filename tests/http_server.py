@@ -28,6 +28,8 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes = b""
+    at: float = field(default_factory=time.monotonic)
+    """When the request reached the server (`time.monotonic()`)."""
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import http_server as hs
 import pytest
@@ -232,3 +233,28 @@ def test_fetch_many_yields_as_results_arrive() -> None:
         b.route("/fast", hs.static(b"fast"))
         order = asyncio.run(run([a.url("/slow"), b.url("/fast")]))
     assert order == [b.url("/fast"), a.url("/slow")]
+
+
+def test_host_interval_spaces_fetches_from_one_host_and_not_across_hosts() -> None:
+    # One host is one host name, whatever the port: two servers on 127.0.0.1 share the spacing,
+    # while `localhost` (the same machine under another name) is another host.
+    interval = 0.3
+    with hs.serve() as a, hs.serve() as b:
+        for server in (a, b):
+            server.route("/p", hs.static(b"page", "text/html"))
+        by_address = [a.url(f"/p?{i}") for i in range(2)] + [b.url(f"/p?{i}") for i in range(2)]
+        by_name = [f"http://localhost:{a.port}/p?{i}" for i in range(4)]
+        settings = FetchSettings(
+            allow_private_networks=True, per_host=1, host_interval=interval, deadline=5.0
+        )
+        results = fetch.fetch_all([Request(u) for u in by_address + by_name], settings)
+        seen = a.requests + b.requests
+    assert all(r.ok for r in results)
+    address = sorted(r.at for r in seen if r.headers["host"].startswith("127.0.0.1"))
+    name = sorted(r.at for r in seen if r.headers["host"].startswith("localhost"))
+    assert len(address) == len(name) == 4
+    for times in (address, name):
+        gaps = [later - earlier for earlier, later in pairwise(times)]
+        assert min(gaps) >= interval * 0.9  # a little slack: the first request also connects
+    # the two hosts went side by side: one after the other would take 7 intervals or more
+    assert max(address + name) - min(address + name) < 5 * interval

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import http_server as hs
 import pytest
 
 from aggregator import config as config_module
+from aggregator import origin
 from aggregator.config import Config
 from aggregator.origin import recheck_after, same_text
 from aggregator.sync import SyncReport, sync
@@ -21,6 +23,12 @@ ARCHIVED = "".join(
     f"新加坡联合早报报道，中国经济在第{n}季度保持稳定增长，消费和出口在{n + 3}个省份有所回升。"
     for n in range(1, 9)
 )
+
+
+@pytest.fixture(autouse=True)
+def quick_spacing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages on one host are fetched a second apart; a hundredth here, so tests stay quick."""
+    monkeypatch.setattr(origin, "HOST_INTERVAL", 0.01)
 
 
 def page(body: str, *, modified: str | None = None, title: str = "经济新闻") -> bytes:
@@ -158,6 +166,20 @@ def test_newest_entries_first_and_a_bounded_number_per_run(tmp_path: Path) -> No
         assert sorted(r.path for r in server.requests) == ["/news/2", "/news/3"]
         run(cfg, NOW + timedelta(minutes=1))
         assert server.hits("/news/1") == 1
+
+
+def test_pages_on_one_host_are_fetched_spaced_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(origin, "HOST_INTERVAL", 0.25)
+    with hs.serve() as server:
+        for day in (1, 2, 3):
+            url = server.route(f"/news/{day}", hs.static(page(ARCHIVED), "text/html"))
+            write_post(tmp_path / "posts", f"{day}.md", url, day=day)
+        run(make_config(tmp_path))
+        times = sorted(r.at for r in server.requests)
+    assert len(times) == 3
+    assert all(b - a >= 0.25 * 0.9 for a, b in pairwise(times))
 
 
 def test_per_host_selector_picks_the_body(tmp_path: Path) -> None:
