@@ -97,6 +97,58 @@ def test_a_page_that_says_the_same_changes_nothing(tmp_path: Path) -> None:
         assert again.inputs[1].unchanged == 1 and again.entries_updated == 0
 
 
+@pytest.mark.parametrize(
+    ("etag", "last_modified"),
+    [
+        (True, "Sun, 10 Jul 2022 09:30:00 GMT"),
+        (True, None),
+        (False, "Sun, 10 Jul 2022 09:30:00 GMT"),
+    ],
+    ids=["both", "etag", "last-modified"],
+)
+def test_a_second_check_is_conditional_and_a_304_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, etag: bool, last_modified: str | None
+) -> None:
+    statuses: list[int] = []
+    serve_page = hs.static(page(ARCHIVED), "text/html", last_modified=last_modified, etag=etag)
+
+    def counted(h: Any) -> None:  # the page, with each status it answers recorded
+        def send_response(code: int, message: str | None = None) -> None:
+            statuses.append(code)
+            type(h).send_response(h, code, message)
+
+        h.send_response = send_response
+        serve_page(h)
+
+    reads = 0
+    read = origin._read
+
+    def counting_read(*args: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return read(*args)
+
+    monkeypatch.setattr(origin, "_read", counting_read)
+    with hs.serve() as server:
+        url = server.route("/news/1", counted)
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        run(cfg)
+        assert statuses == [200] and reads == 1
+        published = (cfg.output_dir / "all.atom").read_bytes()
+        later = NOW + timedelta(days=31)
+        again = run(cfg, later)
+        second = server.requests[-1].headers
+        assert ("if-none-match" in second) is etag
+        assert second.get("if-modified-since") == last_modified
+        assert statuses == [200, 304]
+        assert reads == 1  # the 304 was not parsed
+        assert again.inputs[1].unchanged == 1 and again.entries_updated == 0
+        assert (cfg.output_dir / "all.atom").read_bytes() == published
+        run(cfg, later + timedelta(minutes=1))  # the 304 counts as a check: not due again yet
+        assert len(server.requests) == 2
+
+
 def test_a_page_that_really_changed_is_a_new_revision(tmp_path: Path) -> None:
     changed = "更正：" + "中国经济第二季度增长放缓，出口下降，消费疲软，专家建议加大刺激力度。" * 6
     with hs.serve() as server:
