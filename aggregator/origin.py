@@ -10,6 +10,8 @@ with conditional GET and read (adapters/page.py). Then:
   `updated` moves (to the page's own modification time when that is newer, else now);
 - the extraction is thin (less text than `min_chars`, or than 30% of what is stored) or failed:
   nothing is replaced, and a warning says so;
+- another page answered (a redirect to the site's home page, say; see `other_page`): nothing
+  is replaced, a warning names both pages, and the check is retried later, backing off;
 - 404/410: the entry is kept and marked "removed at origin": a category on the entry, whose
   `updated` moves to the day it was noticed;
 - unreachable or any other status: a per-page warning and a later retry, never a failed run.
@@ -69,6 +71,40 @@ def same_text(a: str, b: str) -> bool:
     if not sa or not sb:
         return sa == sb
     return len(sa & sb) / len(sa | sb) >= SIMILAR
+
+
+def page_key(url: str, rules: urls.UrlRules = urls.DEFAULT_RULES) -> str | None:
+    """What names one page when telling whether a redirect left the article: its canonical
+    key (`url_key`: http = https, host aliases, tracking parameters…) without a leading `www.`
+    on the host and a trailing slash on the path, as sites redirect between those forms."""
+    key = urls.url_key(url, rules)
+    if key is None:
+        return None
+    host, _, rest = key.partition("/")
+    path, sep, query = rest.partition("?")
+    return f"{host.removeprefix('www.')}/{path.rstrip('/')}{sep}{query}"
+
+
+def other_page(
+    article: str, final: str, canonical: str | None, rules: urls.UrlRules = urls.DEFAULT_RULES
+) -> str | None:
+    """The page that answered for `article` when it is not the article, else None.
+
+    `final` is the URL reached after redirects; `canonical` the absolute URL the answering
+    page names as its own, if it does. A redirect to another page is another page, unless
+    that page names the article as its own. A page naming its site's home page as its own
+    (the home page served at the article's URL) is another page too. A canonical URL naming
+    some other article is not taken as proof: sites name slugged, mobile or AMP forms of the
+    same article that way.
+    """
+    article_key = page_key(article, rules)
+    canonical_key = page_key(canonical, rules) if canonical else None
+    if page_key(final, rules) != article_key:
+        return None if canonical_key == article_key else final
+    home = canonical_key is not None and canonical_key.partition("/")[2] == ""
+    if home and canonical_key != article_key:
+        return canonical  # the site's home page (no path, no query) names itself
+    return None
 
 
 def _plain(fragment: str) -> str:
@@ -154,6 +190,7 @@ def run_origin_input(
     known = store.known_signatures(input_id)
     bodies = BodyLoader(config.feeds.summary_length)
     tz = zoneinfo.ZoneInfo(inp.timezone) if inp.timezone else UTC
+    rules = urls.UrlRules.make(config.identity.tracking_params, config.identity.host_aliases)
     versions: list[Version] = []
     gone_locators: list[str] = []
     pages: list[dict[str, Any]] = []
@@ -190,15 +227,26 @@ def run_origin_input(
             pages.append(page)
             continue
         if not (fetched.ok or fetched.not_modified):
-            problem = fetched.error or f"HTTP {fetched.status}"
-            errors = target.error_count + 1
-            page.update(
-                error_count=errors,
-                last_error=problem,
-                next_check_at=now + due.backoff(errors, timedelta(days=7)),
+            _not_read(
+                page, target, fetched.error or f"HTTP {fetched.status}", now, result, reporter
             )
-            reporter.warning(target.url, f"original page not read: {problem}")
-            result.skipped.append(Skipped(target.url, problem))
+            pages.append(page)
+            continue
+        draft, unreadable = None, None
+        if fetched.ok:
+            try:
+                draft = _read(fetched, inp)
+            except ParseError as exc:
+                unreadable = str(exc)
+        canonical = draft.canonical if draft else None
+        canonical = urls.absolute_url(canonical, fetched.url) if canonical else None
+        elsewhere = other_page(target.url, fetched.url, canonical, rules)
+        if elsewhere is not None:
+            if elsewhere == fetched.url:
+                problem = f"redirected to another page, {elsewhere}; stored content kept"
+            else:
+                problem = f"the page names {elsewhere} as its own; stored content kept"
+            _not_read(page, target, problem, now, result, reporter)
             pages.append(page)
             continue
         if target.removed_at is not None:  # the page is back
@@ -210,11 +258,9 @@ def run_origin_input(
             continue
         page.update(etag=fetched.etag, last_modified=fetched.last_modified)
         pages.append(page)
-        try:
-            draft = _read(fetched, inp)
-        except ParseError as exc:
-            reporter.warning(target.url, f"original page not read: {exc}")
-            result.skipped.append(Skipped(target.url, str(exc)))
+        if draft is None:
+            reporter.warning(target.url, f"original page not read: {unreadable}")
+            result.skipped.append(Skipped(target.url, str(unreadable)))
             continue
         content = html.sanitise(draft.content or "", target.url)
         new_text = _plain(content)
@@ -261,6 +307,25 @@ def run_origin_input(
         tx.put_origin_pages(pages)
     store.record_run(input_id, now=now, ok=True, next_due=now + inp.every)
     return result
+
+
+def _not_read(
+    page: dict[str, Any],
+    target: OriginTarget,
+    problem: str,
+    now: datetime,
+    result: InputReport,
+    reporter: Reporter,
+) -> None:
+    """Record that a page could not be read: a warning, and a later retry, backing off."""
+    errors = target.error_count + 1
+    page.update(
+        error_count=errors,
+        last_error=problem,
+        next_check_at=now + due.backoff(errors, timedelta(days=7)),
+    )
+    reporter.warning(target.url, f"original page not read: {problem}")
+    result.skipped.append(Skipped(target.url, problem))
 
 
 def _read(fetched: fetch.Fetched, inp: OriginInput) -> Any:

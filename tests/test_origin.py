@@ -14,9 +14,11 @@ import pytest
 
 from aggregator import config as config_module
 from aggregator import origin
+from aggregator.adapters.page import read_page
 from aggregator.config import Config
-from aggregator.origin import recheck_after, same_text
-from aggregator.sync import SyncReport, sync
+from aggregator.normalise.urls import UrlRules
+from aggregator.origin import other_page, recheck_after, same_text
+from aggregator.sync import QuietReporter, SyncReport, sync
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 ARCHIVED = "".join(
@@ -74,8 +76,16 @@ def make_config(tmp_path: Path, **origin: Any) -> Config:
     )
 
 
-def run(cfg: Config, now: datetime = NOW) -> SyncReport:
-    return sync(cfg, now=now, workers=1)
+class Warnings(QuietReporter):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def warning(self, path: str, message: str) -> None:
+        self.lines.append(f"{path}: {message}")
+
+
+def run(cfg: Config, now: datetime = NOW, reporter: Warnings | None = None) -> SyncReport:
+    return sync(cfg, now=now, workers=1, reporter=reporter)
 
 
 def entries(cfg: Config) -> list[Any]:
@@ -195,6 +205,121 @@ def test_a_page_gone_at_origin_marks_the_entry_and_keeps_it(tmp_path: Path) -> N
         run(cfg, later + timedelta(days=31))
         (entry,) = entries(cfg)
         assert not entry.get("tags")  # back at origin: the mark is gone
+
+
+SITE_HOME = (
+    "<html><head><meta charset='utf-8'><title>Site home</title><link rel='canonical' href='/'>"
+    "</head><body><div class='news'>"
+    + "<p>今日头条：各地新闻汇总，体育、娱乐、财经、科技报道一览无余，欢迎订阅。</p>" * 12
+    + "</div></body></html>"
+).encode()
+
+
+def test_a_redirect_to_another_page_keeps_the_stored_content(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/story/123", hs.static(page(ARCHIVED), "text/html"))
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        run(cfg)
+        home = server.route("/", hs.static(SITE_HOME, "text/html"))
+        server.route("/story/123", hs.redirect(302, "/"))
+        warnings = Warnings()
+        later = NOW + timedelta(days=31)
+        report = run(cfg, later, warnings)
+        assert report.entries_updated == 0 and not report.failed
+        (entry,) = entries(cfg)
+        assert entry.title == "经济新闻 a.md"
+        assert ARCHIVED[:20] in entry.content[0].value and "今日头条" not in entry.content[0].value
+        (line,) = (w for w in warnings.lines if w.startswith(url))
+        assert home in line and "\n" not in line
+        assert "changed" not in line
+        # retried like any failure, backing off: after 5 minutes, then after 10
+        run(cfg, later + timedelta(minutes=6))
+        run(cfg, later + timedelta(minutes=12))
+        assert server.hits("/story/123") == 3
+        run(cfg, later + timedelta(minutes=17))
+        assert server.hits("/story/123") == 4
+        (entry,) = entries(cfg)
+        assert entry.title == "经济新闻 a.md"
+
+
+def test_the_home_page_served_at_the_article_url_is_not_taken(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/story/123", hs.static(SITE_HOME, "text/html"))
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        warnings = Warnings()
+        report = run(cfg, reporter=warnings)
+        home = server.url("/")
+    assert report.inputs[1].skipped[0].reason.startswith(f"the page names {home} as its own")
+    (entry,) = entries(cfg)
+    assert ARCHIVED[:20] in entry.content[0].value and "今日头条" not in entry.content[0].value
+
+
+def test_a_redirect_to_the_same_page_with_a_trailing_slash_is_read(tmp_path: Path) -> None:
+    changed = "更正：" + "中国经济第二季度增长放缓，出口下降，消费疲软，专家建议加大刺激力度。" * 6
+    with hs.serve() as server:
+        url = server.route("/news/1", hs.redirect(301, "/news/1/"))
+        server.route("/news/1/", hs.static(page(changed), "text/html"))
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        report = run(cfg)
+    assert report.inputs[1].updated == 1 and not report.inputs[1].skipped
+    (entry,) = entries(cfg)
+    assert "更正" in entry.content[0].value
+
+
+ALIASES = UrlRules.make(aliases={"zaobao.com.sg": "zaobao.com"})
+
+
+@pytest.mark.parametrize(
+    ("article", "final", "canonical", "other"),
+    [
+        ("http://a.com/story/1", "https://a.com/story/1", None, None),
+        ("http://a.com/story/1", "http://a.com/story/1/", None, None),
+        ("https://a.com/story/1/", "https://A.com:443/story/1", None, None),
+        ("http://a.com/story/1", "https://www.a.com/story/1", None, None),
+        ("http://a.com/story/1?utm_source=x", "http://a.com/story/1#top", None, None),
+        ("https://www.zaobao.com.sg/n/1", "https://www.zaobao.com/n/1", None, None),
+        ("http://a.com/story/1", "http://a.com/", None, "http://a.com/"),
+        ("http://a.com/story/1", "http://a.com/story/2", None, "http://a.com/story/2"),
+        ("http://a.com/story/1", "http://b.com/story/1", None, "http://b.com/story/1"),
+        ("http://a.com/s?id=1", "http://a.com/s?id=2", None, "http://a.com/s?id=2"),
+        (
+            "http://a.com/story/1",
+            "http://a.com/login?next=1",
+            "http://a.com/",
+            "http://a.com/login?next=1",
+        ),
+        # the page it ended at names the article as its own
+        ("http://a.com/story/1", "http://a.com/2022/story-1", "https://a.com/story/1/", None),
+        # the article's URL answered with the home page
+        ("http://a.com/story/1", "http://a.com/story/1", "http://a.com/", "http://a.com/"),
+        # naming another form of the article (a slug, AMP) is not taken as proof
+        ("http://a.com/story/1", "http://a.com/story/1", "http://a.com/story/1-slug", None),
+        ("http://a.com/", "https://a.com", "http://a.com/", None),
+    ],
+)
+def test_other_page(article: str, final: str, canonical: str | None, other: str | None) -> None:
+    assert other_page(article, final, canonical, ALIASES) == other
+
+
+@pytest.mark.parametrize(
+    ("head", "canonical"),
+    [
+        ("<link rel='canonical' href='/story/1'>", "/story/1"),
+        ("<link rel='Canonical alternate' href=' https://a.com/1 '>", "https://a.com/1"),
+        ("<meta property='og:url' content='https://a.com/og'>", "https://a.com/og"),
+        (
+            "<meta property='og:url' content='https://a.com/og'><link rel=canonical href='/c'>",
+            "/c",
+        ),
+        ("<link rel='alternate' href='/amp'>", None),
+    ],
+)
+def test_the_page_names_its_own_url(head: str, canonical: str | None) -> None:
+    html = f"<html><head>{head}</head><body><p>text</p></body></html>".encode()
+    assert read_page(html, "https://a.com/story/1").canonical == canonical
 
 
 def test_unreachable_pages_are_warnings_not_failures(tmp_path: Path) -> None:

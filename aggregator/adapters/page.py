@@ -3,7 +3,8 @@ cssselect and readability-lxml).
 
 Metadata comes from what publishers put in pages for search engines and social sites, most
 trusted first: JSON-LD (`NewsArticle`, `Article`, `BlogPosting`…), OpenGraph and `article:*`
-meta tags, then `<time datetime>` and `<title>`. The article body comes from the CSS selector
+meta tags, then `<time datetime>` and `<title>`; the URL the page names as its own from
+`<link rel="canonical">`, else `og:url`. The article body comes from the CSS selector
 configured for the page's host when there is one, else from readability-lxml's generic
 extractor. The result is untrusted HTML: it is sanitised in normalisation like every body.
 """
@@ -41,6 +42,9 @@ class PageDraft:
     author: str | None
     image: str | None
     description: str | None
+    canonical: str | None
+    """The URL the page names as its own (`<link rel="canonical">`, else `og:url`), as
+    written: possibly relative."""
     content: str | None
     """Untrusted HTML of the article body; None when nothing could be extracted."""
     extractor: str
@@ -99,6 +103,13 @@ def _meta(tree: Any) -> dict[str, str]:
     return out
 
 
+def _canonical(tree: Any, meta: Mapping[str, str]) -> str | None:
+    for el in tree.xpath("//link[@rel][@href]"):
+        if "canonical" in el.get("rel", "").lower().split() and el.get("href", "").strip():
+            return str(el.get("href")).strip()
+    return meta.get("og:url") or None
+
+
 def _host_selector(url: str, selectors: Mapping[str, str]) -> str | None:
     host = (urlsplit(url).hostname or "").lower()
     while host:
@@ -155,6 +166,7 @@ def read_page(
         author=author,
         image=_text(ld.get("image")) or meta.get("og:image"),
         description=_text(ld.get("description")) or meta.get("og:description"),
+        canonical=_canonical(tree, meta),
         content=content,
         extractor=extractor,
     )
