@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from aggregator.normalise import identity
-from aggregator.types import EntryIntent, StoredEntry, StoredVersion, Tag
+from aggregator.types import EntryIntent, StoredEntry, StoredVersion, Tag, is_mark
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -26,9 +26,9 @@ ALL_FEED = "all"
 
 
 def feeds_of(source_keys: Iterable[str], tag_keys: Iterable[str]) -> set[str]:
-    """Keys of every feed an entry with these sources and tags appears in."""
+    """Keys of every feed an entry with these sources and tags appears in (a mark has none)."""
     feeds = {"source:" + k for k in source_keys}
-    feeds.update(["tag:" + k for k in tag_keys])
+    feeds.update(["tag:" + k for k in tag_keys if not is_mark(k)])
     feeds.add(ALL_FEED)
     return feeds
 

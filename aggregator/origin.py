@@ -12,8 +12,9 @@ with conditional GET and read (adapters/page.py). Then:
   nothing is replaced, and a warning says so;
 - another page answered (a redirect to the site's home page, say; see `other_page`): nothing
   is replaced, a warning names both pages, and the check is retried later, backing off;
-- 404/410: the entry is kept and marked "removed at origin": a category on the entry, whose
-  `updated` moves to the day it was noticed;
+- 404/410: the entry is kept and marked `removed at origin <date noticed>`: a category on
+  the published entry but no tag feed (a mark, see types.MARK); its `updated` moves to the
+  time it was noticed; the mark goes when the page is back;
 - unreachable or any other status: a per-page warning and a later retry, never a failed run.
 
 Pages are re-checked less often as their entries age: after a tenth of the entry's age, at
@@ -37,11 +38,10 @@ from aggregator.live import fetch_settings
 from aggregator.normalise import dates, html, identity, text, urls
 from aggregator.store import Store
 from aggregator.sync import ORIGIN_LOCATION, BodyLoader, InputReport, Reporter
-from aggregator.types import FeedItem, OriginTarget, Skipped, Version
+from aggregator.types import MARK, FeedItem, OriginTarget, Skipped, Tag, Version
 
 log = logging.getLogger("aggregator")
 
-REMOVED_TAG = ("removed at origin", "removed at origin")
 HOST_INTERVAL = 1.0  # seconds between the starts of two page fetches from one host name
 SIMILAR = 0.9  # share of shingles in common above which two texts say the same
 _WORDLESS = re.compile(r"[\W_]+", re.UNICODE)
@@ -71,6 +71,12 @@ def same_text(a: str, b: str) -> bool:
     if not sa or not sb:
         return sa == sb
     return len(sa & sb) / len(sa | sb) >= SIMILAR
+
+
+def removed_mark(noticed: datetime) -> Tag:
+    """The mark of an entry whose page was found gone, with the (UTC) day it was noticed."""
+    label = f"removed at origin {noticed.astimezone(UTC).date().isoformat()}"
+    return (MARK + label, label)
 
 
 def page_key(url: str, rules: urls.UrlRules = urls.DEFAULT_RULES) -> str | None:
@@ -217,7 +223,7 @@ def run_origin_input(
                         content=None,
                         published=None,
                         declared=None,
-                        tags=(REMOVED_TAG,),
+                        tags=(removed_mark(now),),
                     )
                 )
                 result.updated += 1

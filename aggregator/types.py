@@ -18,6 +18,15 @@ Enclosure = tuple[str, str, int | None]
 """(url, media type, length in bytes)."""
 Tag = tuple[str, str]
 """(key, display): the key is the normalised form used for matching, display as first seen."""
+MARK = "Mark:"
+"""How the key of a mark begins: a tag that says something about an entry (`removed at origin
+2026-11-22`) rather than what it is about. A mark is shown among the entry's categories but has
+no feed of its own. Tag keys are case-folded, so no tag from a post, a feed or config begins so.
+"""
+
+
+def is_mark(tag_key: str) -> bool:
+    return tag_key.startswith(MARK)
 
 
 class FileStat(NamedTuple):

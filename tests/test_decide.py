@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from aggregator.decide import decide_entries, decide_entry, winner
 from aggregator.normalise.identity import content_hash, entry_id
-from aggregator.types import EntryIntent, StoredEntry, StoredVersion, Tag
+from aggregator.types import MARK, EntryIntent, StoredEntry, StoredVersion, Tag
 
 KEY = "url:www.zaobao.com/realtime/china/story20220707-1290628"
 T0 = datetime(2022, 7, 7, 15, 4, tzinfo=UTC)
@@ -250,6 +250,16 @@ def test_removing_a_tag_republishes_the_tag_feed_it_left() -> None:
     intent = decide_entry(KEY, [version(1, tags=(("新闻", "新闻"),))], stored, LATER)
     assert intent.action == "updated"
     assert "tag:国际" in intent.feeds
+
+
+def test_a_mark_is_among_the_tags_but_has_no_feed() -> None:
+    stored = first_sync(version(1))
+    mark = (MARK + "removed at origin 2024-01-02", "removed at origin 2024-01-02")
+    marked = version(2, locator="removed:x", published=None, mtime_ns=-1, tags=(mark,))
+    intent = decide_entry(KEY, [version(1), marked], stored, LATER)
+    assert intent.action == "updated" and intent.updated == LATER
+    assert mark in intent.tags
+    assert intent.feeds == {"all", "source:联合早报", "tag:新闻"}
 
 
 # ---- removal -------------------------------------------------------------------------------------

@@ -52,11 +52,11 @@ def page(body: str, *, modified: str | None = None, title: str = "经济新闻")
     ).encode()
 
 
-def write_post(folder: Path, name: str, url: str, day: int = 10) -> None:
+def write_post(folder: Path, name: str, url: str, day: int = 10, tags: str = "[]") -> None:
     folder.mkdir(exist_ok=True)
     (folder / name).write_text(
         f"---\ntitle: 经济新闻 {name}\ndate: 2022-07-{day:02d} 09:30:00\nauthor: 联合早报\n"
-        f"from: {url}\n---\n<p>{ARCHIVED}</p>\n",
+        f"tags: {tags}\nfrom: {url}\n---\n<p>{ARCHIVED}</p>\n",
         encoding="utf-8",
     )
 
@@ -190,7 +190,7 @@ def test_a_thin_extraction_never_replaces_stored_content(tmp_path: Path) -> None
 def test_a_page_gone_at_origin_marks_the_entry_and_keeps_it(tmp_path: Path) -> None:
     with hs.serve() as server:
         url = server.route("/news/1", hs.static(page(ARCHIVED), "text/html"))
-        write_post(tmp_path / "posts", "a.md", url)
+        write_post(tmp_path / "posts", "a.md", url, tags="[经济]")
         cfg = make_config(tmp_path)
         run(cfg)
         server.route("/news/1", hs.status(404))
@@ -198,13 +198,25 @@ def test_a_page_gone_at_origin_marks_the_entry_and_keeps_it(tmp_path: Path) -> N
         report = run(cfg, later)
         assert report.entries_updated == 1 and not report.failed
         (entry,) = entries(cfg)
-        assert [t.term for t in entry.tags] == ["removed at origin"]
+        # the day it was noticed is shown, and the entry says when it changed
+        assert [t.term for t in entry.tags] == ["经济", "removed at origin 2026-12-23"]
         assert entry.updated == later.isoformat()
         assert ARCHIVED[:20] in entry.content[0].value
+        # the mark is no tag readers subscribe to: no feed of its own, nowhere listed
+        published = {p.relative_to(cfg.output_dir).as_posix() for p in cfg.output_dir.rglob("*")}
+        assert any(p.startswith("tag/") for p in published)  # the post's own tag has feeds
+        assert not [p for p in published if "removed" in p]
+        for listing in ("index.html", "feeds.opml"):
+            assert "removed at origin" not in (cfg.output_dir / listing).read_text("utf-8")
+        # still gone a month later: the same mark and date, the same bytes
+        atom = (cfg.output_dir / "all.atom").read_bytes()
+        again = run(cfg, later + timedelta(days=31))
+        assert server.hits("/news/1") == 3 and again.entries_updated == 0
+        assert (cfg.output_dir / "all.atom").read_bytes() == atom
         server.route("/news/1", hs.static(page(ARCHIVED), "text/html"))
-        run(cfg, later + timedelta(days=31))
+        run(cfg, later + timedelta(days=62))
         (entry,) = entries(cfg)
-        assert not entry.get("tags")  # back at origin: the mark is gone
+        assert [t.term for t in entry.tags] == ["经济"]  # back at origin: the mark is gone
 
 
 SITE_HOME = (

@@ -48,7 +48,7 @@ from aggregator.store.models import (
     TagRow,
     VersionRow,
 )
-from aggregator.types import FeedItem, OriginTarget
+from aggregator.types import FeedItem, OriginTarget, is_mark
 
 
 class ItemRef(NamedTuple):
@@ -466,7 +466,8 @@ class Store:
             return int(value or 0)
 
     def feed_counts(self) -> dict[str, tuple[str, int]]:
-        """feed key -> (display name, number of entries) for every non-empty feed."""
+        """feed key -> (display name, number of entries) for every non-empty feed (marks
+        among the tags have no feed)."""
         out: dict[str, tuple[str, int]] = {}
         with self.reading() as conn:
             total = conn.execute(select(func.count()).select_from(entries_t)).scalar_one()
@@ -483,6 +484,8 @@ class Store:
                     .group_by(key, names_t.c.display)
                 )
                 for k, display, count in rows:
+                    if prefix == "tag:" and is_mark(k):
+                        continue
                     out[prefix + k] = (display, int(count))
         return out
 
