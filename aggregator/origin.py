@@ -117,7 +117,8 @@ def _plain(fragment: str) -> str:
     return html.summarise(fragment, 10**9) if fragment else ""
 
 
-def _stored_text(target: OriginTarget, bodies: BodyLoader) -> str:
+def _stored_text(target: OriginTarget, bodies: BodyLoader) -> str | None:
+    """The text readers see now; None when it is kept in a post file that cannot be read."""
     if target.content is not None:
         return _plain(target.content)
     if target.body_path is None:
@@ -137,7 +138,8 @@ def _stored_text(target: OriginTarget, bodies: BodyLoader) -> str:
         language=None,
         body_path=target.body_path,
     )
-    return _plain(bodies(item).content or "")
+    loaded = bodies(item)
+    return None if loaded.body_unreadable else _plain(loaded.content or "")
 
 
 def _version(
@@ -274,6 +276,13 @@ def run_origin_input(
             if heading and new_text.startswith(heading):
                 new_text = new_text[len(heading) :].lstrip()
         stored_text = _stored_text(target, bodies)
+        if stored_text is None:
+            # nothing to compare with: checked again later, never taken as a change
+            page.update(etag=None, last_modified=None)
+            reason = f"stored body cannot be read ({target.body_path}); compared later"
+            reporter.warning(target.url, reason)
+            result.skipped.append(Skipped(target.url, reason))
+            continue
         if len(new_text) < max(inp.min_chars, 0.3 * len(stored_text)):
             reason = f"extraction too thin ({len(new_text)} characters); stored content kept"
             reporter.warning(target.url, reason)

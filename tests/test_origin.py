@@ -175,6 +175,30 @@ def test_a_page_that_really_changed_is_a_new_revision(tmp_path: Path) -> None:
     assert entry.published == "2022-07-10T01:30:00+00:00"
 
 
+def test_a_stored_body_that_cannot_be_read_is_not_taken_as_changed(tmp_path: Path) -> None:
+    """An archived post's body lives in its file: with the folder moved away, the page has
+    nothing to be compared with, so it is no revision; it is compared once the file is back."""
+    with hs.serve() as server:
+        url = server.route("/news/1", hs.static(page(ARCHIVED), "text/html"))
+        write_post(tmp_path / "posts", "a.md", url)
+        cfg = make_config(tmp_path)
+        files, pages = (i.display_name for i in cfg.inputs)
+        sync(cfg, now=NOW, workers=1, only=[files])
+        (tmp_path / "posts").rename(tmp_path / "away")
+        warnings = Warnings()
+        report = sync(cfg, now=NOW, workers=1, only=[pages], reporter=warnings)
+        assert report.entries_updated == 0 and report.inputs[0].updated == 0
+        assert warnings.lines == [
+            f"{url}: stored body cannot be read ({tmp_path / 'posts' / 'a.md'}); compared later"
+        ]
+        (tmp_path / "away").rename(tmp_path / "posts")
+        later = sync(cfg, now=NOW + timedelta(days=31), workers=1, only=[pages])
+        assert server.requests[-1].headers.get("if-none-match") is None  # read in full again
+    assert later.inputs[0].new == 1 and later.entries_updated == 0  # the same text: provenance
+    (entry,) = entries(cfg)
+    assert ARCHIVED[:20] in entry.content[0].value and entry.updated == entry.published
+
+
 def test_a_thin_extraction_never_replaces_stored_content(tmp_path: Path) -> None:
     with hs.serve() as server:
         url = server.route("/news/1", hs.static(page("登录后阅读全文。"), "text/html"))
