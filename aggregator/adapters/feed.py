@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from aggregator.errors import ParseError
 from aggregator.types import FeedDocument, ItemDraft
@@ -137,12 +137,12 @@ def _parse_xml(text: str, url: str) -> FeedDocument:
     if parsed is None:
         import feedparser  # imported here: a process that only reads archives never loads it
 
+        # No content-location: feedparser would resolve every <guid> and <id> against it
+        # ("42" becoming https://host/42), where feedparser-rs keeps them as written. Links are
+        # made absolute against the feed's URL below, whichever parser read them.
         parsed = feedparser.parse(
             io.BytesIO(data),
-            response_headers={
-                "content-type": "application/xml; charset=utf-8",
-                "content-location": url,
-            },
+            response_headers={"content-type": "application/xml; charset=utf-8"},
             sanitize_html=False,
             resolve_relative_uris=False,
         )
@@ -179,6 +179,14 @@ def _absolute(link: str | None, base: str) -> str | None:
         return None
 
 
+def _is_web_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
 def _xml_item(
     e: Mapping[str, Any], url: str, language: str | None, fast: bool, dated: bool
 ) -> ItemDraft:
@@ -211,11 +219,16 @@ def _xml_item(
         if kind.startswith(_IMAGE_TYPES):
             image = image or href
     guid = (e.get("id") or "").strip() or None
-    link = _absolute(e.get("link"), url)
-    # Both parsers make an RSS <guid> the link when there is no <link>, even a GUID that is no
-    # URL at all ("42" becomes https://site/42): that is not the article's address.
-    if guid and link and not guid.startswith(("http", "//")) and link == _absolute(guid, url):
+    link = e.get("link") or None
+    # RSS 2.0: a <guid> is the item's permalink unless isPermaLink="false", and both parsers
+    # copy it into `link` when the item has no <link> (an Atom <id> too): feedparser-rs says so
+    # with `guidislink`; feedparser says `guidislink` for any permalink GUID seen before a
+    # <link>, so there the link must also be the GUID itself. Such a link is kept only when
+    # the GUID is an absolute http(s) URL: "42" or "tag:…" is no address, and made absolute
+    # the two parsers would make different ones (against the channel link, or the feed's).
+    if guid and link and e.get("guidislink") and (fast or link == guid) and not _is_web_url(guid):
         link = None
+    link = _absolute(link, url)
     # Both parsers answer `updated` with the published date when the item has no updated
     # element, and feedparser files <dc:date> as `updated`: an item has `updated` only when
     # the document's items have such an element and, in feedparser's answer (which tells
