@@ -189,6 +189,36 @@ def test_chinese_encodings(
     assert doc.items[0].content == body
 
 
+@pytest.mark.parametrize(
+    ("title", "encoding", "declared", "http_charset", "warning"),
+    [
+        ("联合早报", "utf-8", "utf-8", "iso-8859-1",
+         "declared charset iso-8859-1 in HTTP but the document says utf-8; read as utf-8"),
+        ("联合早报", "gbk", "gbk", "ISO-8859-1",
+         "declared charset ISO-8859-1 in HTTP but the document says gbk; read as gbk"),
+        ("联合早报", "utf-8", None, "windows-1252",
+         "declared charset windows-1252 in HTTP but the document is valid utf-8; read as utf-8"),
+        ("Café crème", "latin-1", "iso-8859-1", "iso-8859-1", None),  # correctly labelled
+        ("Café crème", "latin-1", None, "iso-8859-1", None),  # not UTF-8: the label holds
+        ("Café crème", "latin-1", "utf-8", "iso-8859-1", None),  # the declaration is wrong
+        ("Café crème", "cp1252", "windows-1252", "windows-1252", None),
+    ],
+    ids=["utf8-declared", "gbk-declared", "utf8-undeclared", "latin1", "latin1-undeclared",
+         "latin1-declared-utf8", "cp1252"],
+)  # fmt: skip
+def test_a_western_http_charset_gives_way_to_the_document(
+    title: str, encoding: str, declared: str | None, http_charset: str, warning: str | None
+) -> None:
+    decl = f'<?xml version="1.0" encoding="{declared}"?>' if declared else ""
+    text = (
+        f"{decl}<rss version='2.0'><channel><title>{title}</title><item><title>{title}</title>"
+        f"<link>https://site.example/1</link></item></channel></rss>"
+    )
+    doc = feed.parse_document(text.encode(encoding), URL, http_charset)
+    assert doc.title == title and doc.items[0].title == title
+    assert doc.warnings == ((warning,) if warning else ())
+
+
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE rss [
  <!ENTITY lol "lol">

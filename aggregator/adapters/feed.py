@@ -8,11 +8,14 @@ external entities are harmless. JSON Feed 1.0/1.1 is read with the standard `jso
 
 Bytes are decoded here before feedparser sees them: the HTTP charset and the XML declaration
 are tried first, strictly, and a document that is valid in neither (GBK served as UTF-8, or
-undeclared) is decoded by detection. feedparser then gets UTF-8 and is told so.
+undeclared) is decoded by detection. A Western single-byte HTTP label (iso-8859-1, often a
+server's default) that the document contradicts gives way to the document, with a warning.
+feedparser then gets UTF-8 and is told so.
 """
 
 from __future__ import annotations
 
+import codecs
 import html
 import io
 import json
@@ -34,10 +37,38 @@ _SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "big5":
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 _IMAGE_TYPES = ("image/",)
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.I)
+# Western single-byte charsets (as codecs names them): a server's default label, often wrong.
+_WESTERN = frozenset({"iso8859-1", "cp1252", "ascii", "iso8859-15"})
 # The first item or entry of a document, and an element in it that says when it was updated
 # (Atom <updated>, Atom 0.3 <modified>, RSS <atom:updated>, <a10:updated>, <dcterms:modified>).
 _FIRST_ITEM = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?(?:item|entry))[\s>]")
 _UPDATED_ELEMENT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:updated|modified)[\s/>]")
+
+
+def _codec(name: str) -> str | None:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _own_charset(data: bytes, http_charset: str | None, declared: str | None) -> str | None:
+    """The document's own charset when it contradicts a Western single-byte HTTP label.
+
+    Servers add such a label by default (Apache's AddDefaultCharset, PHP's default_charset)
+    whatever the document holds, and every byte is valid in it, so believing it garbles UTF-8
+    or GBK silently. The document's own declaration wins then; without one, bytes that are
+    valid UTF-8 (and not all ASCII) are UTF-8, which is also what XML assumes.
+    """
+    if not http_charset or _codec(http_charset) not in _WESTERN or data.isascii():
+        return None
+    if declared:
+        return declared if _codec(declared) not in (None, _codec(http_charset)) else None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "utf-8"
 
 
 def decode_document(data: bytes, http_charset: str | None) -> tuple[str, str | None]:
@@ -45,26 +76,35 @@ def decode_document(data: bytes, http_charset: str | None) -> tuple[str, str | N
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             return data.decode(encoding, errors="replace").lstrip("\ufeff"), None
-    declared = _XML_DECL.match(data[:400]) or _META_CHARSET.search(data[:4096])
-    candidates = [http_charset, declared.group(1).decode("ascii") if declared else None, "utf-8"]
+    found = _XML_DECL.match(data[:400]) or _META_CHARSET.search(data[:4096])
+    declared = found.group(1).decode("ascii") if found else None
+    own = _own_charset(data, http_charset, declared)
+    candidates = [own, http_charset, declared, "utf-8"]
     tried: list[str] = []
-    for name in candidates:
-        if not name:
+    for n, label in enumerate(candidates):
+        if not label:
             continue
-        name = _SUPERSETS.get(name.lower(), name.lower())
+        name = _SUPERSETS.get(label.lower(), label.lower())
         if name in tried:
             continue
         tried.append(name)
         try:
-            return data.decode(name), None
+            text = data.decode(name)
         except (UnicodeDecodeError, LookupError):
             continue
+        if n == 0:  # the document's own charset, over the HTTP label
+            says = "says" if declared else "is valid"
+            return text, (
+                f"declared charset {http_charset} in HTTP but the document {says} {own}; "
+                f"read as {own}"
+            )
+        return text, None
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
     if best is None or best.encoding is None:
         raise ParseError("not text in any encoding we can detect")
-    said = http_charset or (declared.group(1).decode("ascii") if declared else None)
+    said = http_charset or declared
     warning = f"decoded as {best.encoding}" + (f" (it claimed {said})" if said else "")
     return str(best), warning
 
