@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from itertools import pairwise
+from pathlib import Path
 
 import http_server as hs
 import pytest
 
-from aggregator import fetch
+from aggregator import __version__, config, fetch, live
 from aggregator.fetch import FetchSettings, Request
 
 LOCAL = FetchSettings(allow_private_networks=True, deadline=5.0)
@@ -20,14 +22,27 @@ def get(url: str, settings: FetchSettings = LOCAL, **kw: str) -> fetch.Fetched:
     return fetch.fetch_all([Request(url, **kw)], settings)[0]
 
 
-def test_200_gives_body_validators_and_an_honest_user_agent() -> None:
+def test_200_gives_body_validators_and_an_honest_user_agent(tmp_path: Path) -> None:
+    cfg = config.parse(
+        {
+            "site": {"base_url": "https://news.example.org/feeds/"},
+            "fetch": {"allow_private_networks": True, "timeout": "5s"},
+        },
+        base_dir=tmp_path,
+    )
+    settings = live.fetch_settings(cfg)  # what `aggregator sync` and `serve` send
     with hs.serve() as server:
         url = server.route("/f.xml", hs.static(b"<rss/>", "application/rss+xml; charset=GBK"))
-        got = get(url)
+        got = get(url, settings)
         assert got.ok and got.content == b"<rss/>"
         assert got.charset == "gbk"
         assert got.etag and got.last_modified == "Sun, 10 Jul 2022 09:30:00 GMT"
-        assert server.requests[0].headers["user-agent"].startswith("aggregator/")
+        # aggregator/<version> (+<site.base_url>): who is fetching, and where to read about it
+        agent = server.requests[0].headers["user-agent"]
+        assert re.fullmatch(
+            r"aggregator/\d+\.\d+\S* \(\+https://news\.example\.org/feeds/\)", agent
+        )
+        assert agent == f"aggregator/{__version__} (+https://news.example.org/feeds/)"
 
 
 def test_conditional_get_gets_304_and_no_body() -> None:
