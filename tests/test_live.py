@@ -4,17 +4,21 @@ published files read back with feedparser."""
 from __future__ import annotations
 
 import json
+import time
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import feedparser
 import http_server as hs
+import pytest
 
 from aggregator import config as config_module
+from aggregator.adapters import feed as feed_adapter
 from aggregator.config import Config
 from aggregator.store import Store
-from aggregator.sync import SyncReport, sync
+from aggregator.sync import QuietReporter, SyncReport, sync
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -281,3 +285,203 @@ def test_many_feeds_are_read_in_worker_processes(tmp_path: Path) -> None:
         cfg = make_config(tmp_path, feeds)
         report = sync(cfg, now=NOW, workers=2)
     assert report.entries_total == 10 and not report.failed
+
+
+class Recorder(QuietReporter):
+    """Keeps the warnings a person running `aggregator sync` would see."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, path: str, message: str) -> None:
+        self.warnings.append(f"{path}: {message}")
+
+
+ZH_TITLE = {"gbk": "联合早报：中国经济新闻", "big5": "聯合早報：中國經濟新聞"}
+ZH_BODY = {
+    "gbk": "新加坡联合早报报道，中国经济持续增长，出口和消费都有回升。" * 12,
+    "big5": "新加坡聯合早報報道，中國經濟持續增長，出口和消費都有回升。" * 12,
+}
+
+
+@pytest.mark.parametrize(
+    ("script", "encoding", "declared", "content_type", "warning"),
+    [
+        ("gbk", "gbk", "gbk", "application/rss+xml", None),
+        ("gbk", "gbk", None, "application/rss+xml", "decoded as"),  # detected
+        ("gbk", "gbk", None, "application/rss+xml; charset=GBK", None),
+        ("gbk", "gbk", "gbk", "text/xml; charset=iso-8859-1",
+         "declared charset iso-8859-1 in HTTP but the document says gbk; read as gbk"),
+        ("gbk", "utf-8", "utf-8", "text/xml; charset=ISO-8859-1",
+         "declared charset iso-8859-1 in HTTP but the document says utf-8; read as utf-8"),
+        ("big5", "big5", "big5", "application/rss+xml", None),
+        ("big5", "big5", None, "application/rss+xml; charset=big5", None),
+    ],
+    ids=["gbk-declared", "gbk-undeclared", "gbk-http", "gbk-http-latin1", "utf8-http-latin1",
+         "big5-declared", "big5-http"],
+)  # fmt: skip
+def test_chinese_feeds_are_published_as_written(
+    tmp_path: Path,
+    script: str,
+    encoding: str,
+    declared: str | None,
+    content_type: str,
+    warning: str | None,
+) -> None:
+    title, body = ZH_TITLE[script], ZH_BODY[script]
+    decl = f"<?xml version='1.0' encoding='{declared}'?>" if declared else ""
+    data = (
+        f"{decl}<rss version='2.0'><channel><title>{title}</title>"
+        "<link>https://www.zaobao.com/</link><item>"
+        f"<title>{title}</title><link>https://www.zaobao.com/n/1</link>"
+        f"<description>{body}</description></item></channel></rss>"
+    ).encode(encoding)
+    recorder = Recorder()
+    with hs.serve() as server:
+        url = server.route("/zb.xml", hs.static(data, content_type=content_type))
+        cfg = make_config(tmp_path, [{"url": url, "name": "zb"}])
+        report = sync(cfg, now=NOW, workers=1, reporter=recorder)
+    assert not report.failed
+    (entry,) = published(cfg).entries
+    assert entry.title == title and entry.summary.startswith(body[:40])
+    feeds = json.loads((cfg.output_dir / ".aggregator-manifest.json").read_text())["feeds"]
+    assert f"source:{unicodedata.normalize('NFKC', title)}" in feeds  # named by its title
+    if warning is None:
+        assert recorder.warnings == []
+    else:
+        (line,) = recorder.warnings
+        assert line.startswith(f"{url}: {warning}")
+
+
+def test_a_latin1_feed_labelled_so_is_read_as_latin1(tmp_path: Path) -> None:
+    data = (
+        "<?xml version='1.0' encoding='iso-8859-1'?><rss version='2.0'><channel><title>Café"
+        "</title><item><title>Crème brûlée à Paris</title><link>https://fr.example/1</link>"
+        "</item></channel></rss>"
+    ).encode("latin-1")
+    recorder = Recorder()
+    with hs.serve() as server:
+        url = server.route("/fr.xml", hs.static(data, "application/rss+xml; charset=ISO-8859-1"))
+        cfg = make_config(tmp_path, [{"url": url, "name": "fr"}])
+        sync(cfg, now=NOW, workers=1, reporter=recorder)
+    assert [e.title for e in published(cfg).entries] == ["Crème brûlée à Paris"]
+    assert recorder.warnings == []
+
+
+def test_entity_tricks_expand_nothing_read_no_file_and_the_run_goes_on(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-4815162342")
+    lol = "".join(f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)).replace(
+        "&lol0;", "lol"
+    )
+    bomb = (
+        f"<?xml version='1.0'?><!DOCTYPE rss [{lol}]><rss version='2.0'><channel>"
+        "<title>Bomb</title><item><title>Bomb &lol9;</title><link>https://bomb.example/1</link>"
+        "<description>&lol9;</description></item></channel></rss>"
+    ).encode()
+    with hs.serve() as server:
+        dtd = server.route("/evil.dtd", hs.static(b'<!ENTITY leak "FROM-THE-NETWORK">'))
+        xxe = (
+            f"<?xml version='1.0'?><!DOCTYPE rss [<!ENTITY file SYSTEM '{secret.as_uri()}'>"
+            f"<!ENTITY % remote SYSTEM '{dtd}'> %remote;]><rss version='2.0'><channel>"
+            "<title>XXE</title><item><title>Leak &file; &leak;</title>"
+            "<link>https://xxe.example/1</link><description>&file;</description></item>"
+            "</channel></rss>"
+        ).encode()
+        feeds = [
+            {"url": server.route("/bomb.xml", hs.static(bomb)), "name": "bomb"},
+            {"url": server.route("/xxe.xml", hs.static(xxe)), "name": "xxe"},
+            {"url": server.route("/good.xml", hs.static(rss(item(1)))), "name": "good"},
+        ]
+        cfg = make_config(tmp_path, feeds)
+        started = time.monotonic()
+        report = run(cfg)
+        assert time.monotonic() - started < 30
+        assert server.hits("/evil.dtd") == 0  # no external entity was fetched
+    assert not report.failed and report.entries_total == 3
+    links = sorted(e.link for e in published(cfg).entries)
+    assert links == ["https://bomb.example/1", "https://live.example/a/1", "https://xxe.example/1"]
+    written = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p != secret]
+    for data in written:  # every published file, and the database itself
+        assert b"TOP-SECRET" not in data and b"FROM-THE-NETWORK" not in data
+        assert b"lollollollol" not in data
+
+
+def test_a_repeated_guid_is_one_entry(tmp_path: Path) -> None:
+    twice = (
+        "<item><title>Same story</title><guid isPermaLink='false'>dup-1</guid>"
+        "<description>First copy</description></item>"
+        "<item><title>Same story</title><guid isPermaLink='false'>dup-1</guid>"
+        "<description>Second copy</description></item>"
+    )
+    with hs.serve() as server:
+        url = server.route("/d.xml", hs.static(rss(twice, item(2, guid="s-2"), item(2))))
+        cfg = make_config(tmp_path, [{"url": url, "name": "d"}])
+        report = run(cfg)
+    assert report.entries_total == 2
+    entries = published(cfg).entries
+    assert sorted(e.title for e in entries) == ["Same story", "Story 2"]
+    assert next(e for e in entries if e.title == "Same story").summary == "First copy"
+
+
+def test_a_guid_without_link_is_one_entry_whether_or_not_the_feed_is_well_formed(
+    tmp_path: Path,
+) -> None:
+    # A well-formed document is read by the fast parser, a broken one by feedparser: the
+    # item must keep one identity across both.
+    story = "<item><title>Numbered</title><guid>42</guid><description>Text</description></item>"
+    well_formed = rss(story)
+    broken = rss(story, title="Live News & more")  # a bare '&': not well-formed XML
+    with hs.serve() as server:
+        cfg = make_config(tmp_path, [{"url": server.url("/n.xml"), "name": "n"}])
+        for n, data in enumerate((well_formed, broken, well_formed)):
+            server.route("/n.xml", hs.static(data))
+            report = run(cfg, NOW + timedelta(hours=n), force=True)
+            assert not report.failed
+    assert report.entries_total == 1
+    (entry,) = json.loads((cfg.output_dir / "all.json").read_text())["items"]
+    assert entry["title"] == "Numbered" and "url" not in entry  # "42" is no address
+
+
+@pytest.fixture(params=["fast", "feedparser"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "feedparser":
+        monkeypatch.setattr(feed_adapter, "_fast_parse", lambda data: None)
+    else:
+        pytest.importorskip("feedparser_rs")
+    return str(request.param)
+
+
+def test_a_feed_teaser_dated_like_the_archived_copy_does_not_replace_it(
+    tmp_path: Path, parser: str
+) -> None:
+    archive = tmp_path / "posts"
+    archive.mkdir()
+    (archive / "a.md").write_text(
+        "---\ntitle: 中国经济新闻\ndate: 2022-07-10 09:30:00\nauthor: 联合早报\n"
+        "from: https://www.zaobao.com/news/china/story1\n---\n"
+        "<p>存档的全文，很长很长。</p>\n",
+        encoding="utf-8",
+    )
+    teaser = (
+        "<item><title>中国经济新闻</title><link>https://www.zaobao.com/news/china/story1</link>"
+        "<pubDate>Sun, 10 Jul 2022 01:30:00 GMT</pubDate><description>摘要</description></item>"
+    )
+    with hs.serve() as server:
+        url = server.route("/zb.xml", hs.static(rss(teaser, title="早报实时")))
+        cfg = config_module.parse(
+            {
+                "database": "sqlite:///agg.db",
+                "output": "public",
+                "fetch": {"allow_private_networks": True},
+                "inputs": [
+                    {"kind": "files", "path": "posts", "timezone": "Asia/Shanghai"},
+                    {"kind": "feed", "url": url, "name": "zb-live"},
+                ],
+            },
+            base_dir=tmp_path,
+        )
+        report = run(cfg)
+    assert report.entries_total == 1
+    (entry,) = published(cfg).entries
+    assert "存档的全文" in entry.content[0].value
