@@ -11,7 +11,6 @@ creating another.
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -21,9 +20,6 @@ from aggregator.normalise import dates, html, identity, merge_tags, text, urls
 from aggregator.types import FeedDocument, ItemDraft, Version
 
 TITLE_FROM_BODY = 80  # characters of text that stand in for a missing title
-# `CST` is US Central to the email parser; in a feed from an input whose zone is set, it is far
-# more often China Standard Time: read such a date in the input's zone instead.
-_AMBIGUOUS_ZONE = re.compile(r"\s+(CST|IST)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +45,8 @@ def _date(raw: str | None, settings: ItemSettings, warnings: list[str]) -> datet
     if not raw or not raw.strip():
         return None
     value = raw.strip()
-    if settings.timezone and _AMBIGUOUS_ZONE.search(value):
-        value = _AMBIGUOUS_ZONE.sub("", value)
+    if settings.timezone:  # CST is China's, not US Central (see `dates.AMBIGUOUS_ZONE`)
+        value = str(dates.drop_ambiguous_zone(value))
     try:
         return dates.parse_date(value, settings.tz)
     except ValueError as exc:
