@@ -4,11 +4,14 @@ The file is found from `--config PATH`, else the `AGGREGATOR_CONFIG` variable, e
 in the working directory. Relative paths in it (the database file, the output folder, input
 folders) are relative to the folder holding the config file, so a config works from any working
 directory. Unknown keys and wrong types are refused with the key path named
-(`inputs[0].path: field required`).
+(`inputs[0].path: required key is missing`). Types are strict: a quoted `"50"` is not a number
+and `"yes"` is not a boolean. Durations (`every`, `timeout`…) take `90`, `90s`, `15m`, `1h`, `1d`
+or `1w`, up to a year; most must be more than zero.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import zoneinfo
@@ -20,6 +23,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -34,6 +38,12 @@ DEFAULT_CONFIG = "config.yaml"
 CONFIG_ENV = "AGGREGATOR_CONFIG"
 
 FeedFormat = Literal["atom", "rss", "json"]
+
+# YAML's "50" and "yes" are strings: refused rather than coerced, so that a quoted value is a
+# mistake the user hears about (pydantic's default "lax" mode would take them).
+Int = Annotated[int, Field(strict=True)]
+Bool = Annotated[bool, Field(strict=True)]
+Float = Annotated[float, Field(strict=True)]  # an int is still a float: `max_mib: 15`
 
 
 class _Model(BaseModel):
@@ -58,12 +68,12 @@ class Site(_Model):
 
 
 class Feeds(_Model):
-    entries: Annotated[int, Field(ge=1, le=10_000)] = 50
+    entries: Annotated[Int, Field(ge=1, le=10_000)] = 50
     """Entries in each published feed, newest first."""
     formats: tuple[FeedFormat, ...] = ("atom", "rss", "json")
-    summary_length: Annotated[int, Field(ge=0, le=10_000)] = 280
+    summary_length: Annotated[Int, Field(ge=0, le=10_000)] = 280
     """Characters of plain text in each entry's summary."""
-    archive_page: Annotated[int, Field(ge=0, le=10_000)] = 100
+    archive_page: Annotated[Int, Field(ge=0, le=10_000)] = 100
     """Entries per archive page (RFC 5005): every feed links back through pages that hold its
     whole history, each page fixed once full. 0 publishes no archive pages."""
     archive_formats: tuple[FeedFormat, ...] = ("atom",)
@@ -93,6 +103,49 @@ def _check_zone(value: str) -> str:
     return value
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.I)
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+LONGEST = timedelta(days=365)
+"""Longest duration accepted: anything longer is a slip (and `now + every` must stay a date)."""
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90`, `90s`, `15m`, `1h`, `1d`, `1w` as a timedelta. A negative number passes: the
+    field decides whether zero or less makes sense."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError("must be a duration like 30m, 1h or 1d")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError("must be a duration like 30m, 1h or 1d")
+        seconds = float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+    if not math.isfinite(seconds) or abs(seconds) > LONGEST.total_seconds():
+        raise ValueError("must be a duration of at most 365d")
+    return timedelta(seconds=seconds)
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative (a duration like 30m, 1h or 1d; 0 for none)")
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be more than 0 (a duration like 30m, 1h or 1d)")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_not_negative)]
+"""A duration where 0 means none: no delay, no caching."""
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+"""A duration that has to pass: an interval, a deadline, a lease."""
+
+
 class FilesInput(_Model):
     kind: Literal["files"]
     path: str
@@ -106,9 +159,9 @@ class FilesInput(_Model):
     timezone: str = "UTC"
     """Zone for dates written without one (`2022-07-10 09:30:00`)."""
     language: str | None = None
-    every: Duration = timedelta(minutes=5)
+    every: PositiveDuration = timedelta(minutes=5)
     """How often `aggregator serve` looks for new and changed posts."""
-    enabled: bool = True
+    enabled: Bool = True
 
     @field_validator("timezone")
     @classmethod
@@ -118,27 +171,6 @@ class FilesInput(_Model):
     @property
     def display_name(self) -> str:
         return self.name or Path(self.path).name or self.path
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.I)
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """`90`, `90s`, `15m`, `1h`, `1d`, `1w` as a timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("must be a duration like 30m, 1h or 1d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError("must be a duration like 30m, 1h or 1d")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()])
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class FeedInput(_Model):
@@ -153,9 +185,9 @@ class FeedInput(_Model):
     timezone: str | None = None
     """Zone for dates written without one (and for `CST`); default UTC."""
     language: str | None = None
-    every: Duration = timedelta(minutes=30)
+    every: PositiveDuration = timedelta(minutes=30)
     """How often the feed is fetched."""
-    enabled: bool = True
+    enabled: Bool = True
 
     @field_validator("timezone")
     @classmethod
@@ -183,17 +215,17 @@ class OriginInput(_Model):
 
     kind: Literal["origin"]
     name: str = "origin"
-    per_run: Annotated[int, Field(ge=1, le=100_000)] = 50
+    per_run: Annotated[Int, Field(ge=1, le=100_000)] = 50
     """Pages fetched at most per run, newest entries first."""
-    every: Duration = timedelta(hours=1)
+    every: PositiveDuration = timedelta(hours=1)
     selectors: dict[str, str] = Field(default_factory=dict)
     """CSS selector of the article body per host (`www.zaobao.com: "div.article-content"`);
     other hosts use a generic extractor."""
-    min_chars: Annotated[int, Field(ge=0)] = 200
+    min_chars: Annotated[Int, Field(ge=0)] = 200
     """An extraction with less text than this (or than 30% of the stored text) is too thin to
     replace stored content."""
     timezone: str | None = None
-    enabled: bool = True
+    enabled: Bool = True
 
     @field_validator("timezone")
     @classmethod
@@ -208,40 +240,40 @@ class OriginInput(_Model):
 class Fetch(_Model):
     """How live inputs are fetched."""
 
-    concurrency: Annotated[int, Field(ge=1, le=256)] = 16
-    per_host: Annotated[int, Field(ge=1, le=32)] = 2
-    timeout: Duration = timedelta(seconds=30)
+    concurrency: Annotated[Int, Field(ge=1, le=256)] = 16
+    per_host: Annotated[Int, Field(ge=1, le=32)] = 2
+    timeout: PositiveDuration = timedelta(seconds=30)
     """Overall deadline of one fetch, redirects and body included."""
-    max_mib: Annotated[float, Field(gt=0, le=1024)] = 15
+    max_mib: Annotated[Float, Field(gt=0, le=1024)] = 15
     """Largest body accepted, after decompression."""
-    max_redirects: Annotated[int, Field(ge=0, le=20)] = 5
-    allow_private_networks: bool = False
+    max_redirects: Annotated[Int, Field(ge=0, le=20)] = 5
+    allow_private_networks: Bool = False
     """Allow fetching from loopback, private and link-local addresses (off: a feed URL or a
     redirect cannot reach the machine's own network)."""
-    backoff_cap: Duration = timedelta(days=1)
+    backoff_cap: PositiveDuration = timedelta(days=1)
     """Longest wait between retries of a failing input."""
     moved_after: Duration = timedelta(days=1)
     """A permanent redirect seen this long (and `moved_after_fetches` times) updates the URL."""
-    moved_after_fetches: Annotated[int, Field(ge=1)] = 3
+    moved_after_fetches: Annotated[Int, Field(ge=1)] = 3
 
 
 class Serve(_Model):
     """How `aggregator serve` listens and keeps the feeds fresh."""
 
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    port: Annotated[Int, Field(ge=0, le=65535)] = 8000
     publish_delay: Duration = timedelta(seconds=2)
     """Wait after a refresh that changed something before publishing, so that refreshes close
     together publish once."""
-    check_every: Duration = timedelta(seconds=30)
+    check_every: PositiveDuration = timedelta(seconds=30)
     """How often the store is checked for changes made by other processes (other daemons, an
     `aggregator sync`), which are then published here too."""
-    lease: Duration = timedelta(minutes=5)
+    lease: PositiveDuration = timedelta(minutes=5)
     """How long a daemon's claim on an input lasts without renewal; a daemon that dies frees its
     inputs after this."""
     max_age: Duration = timedelta(minutes=5)
     """`Cache-Control: max-age` of served feeds."""
-    jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    jitter: Annotated[Float, Field(ge=0, le=0.5)] = 0.1
     """Random spread of each refresh, as a fraction of the input's `every`."""
 
 
@@ -380,6 +412,26 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
+_EXPECTED = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false"}
+
+
+def _describe(value: Any) -> str:
+    """What the file holds instead, as YAML would say it: `the string '50'`, `a list`."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
 def _message(err: Any) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -388,6 +440,8 @@ def _message(err: Any) -> str:
         return "required key is missing"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":
         return "`kind` must be one of: files, feed, origin"
+    if kind in _EXPECTED:
+        return f"must be {_EXPECTED[kind]}, not {_describe(err['input'])}"
     msg = str(err["msg"])
     return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
 
