@@ -146,6 +146,22 @@ PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterVa
 """A duration that has to pass: an interval, a deadline, a lease."""
 
 
+def _check_selector(value: str) -> str:
+    """Compile a CSS selector as the page adapter does, so that `check` refuses a typo rather
+    than every page failing at sync time. lxml is imported only when a selector is configured."""
+    from lxml import etree
+    from lxml.cssselect import CSSSelector, SelectorError
+
+    try:
+        CSSSelector(value)
+    except (SelectorError, etree.XPathError) as exc:
+        raise ValueError(f"invalid CSS selector {value!r}: {exc}") from None
+    return value
+
+
+Selector = Annotated[str, AfterValidator(_check_selector)]
+
+
 class FilesInput(_Model):
     kind: Literal["files"]
     path: str
@@ -218,7 +234,7 @@ class OriginInput(_Model):
     per_run: Annotated[Int, Field(ge=1, le=100_000)] = 50
     """Pages fetched at most per run, newest entries first."""
     every: PositiveDuration = timedelta(hours=1)
-    selectors: dict[str, str] = Field(default_factory=dict)
+    selectors: dict[str, Selector] = Field(default_factory=dict)
     """CSS selector of the article body per host (`www.zaobao.com: "div.article-content"`);
     other hosts use a generic extractor."""
     min_chars: Annotated[Int, Field(ge=0)] = 200

@@ -259,14 +259,17 @@ def test_missing_folder_fails_that_input_only(site: Path) -> None:
         ({"database": "nonsense"}, "database: must be a SQLite or PostgreSQL URL"),
         ({"database": "mysql://u@127.0.0.1/x"}, "database: must be a SQLite or PostgreSQL URL"),
         ({"database": "postgresql+asyncpg://h/d"}, "database: PostgreSQL is used through psycopg"),
+        ({"inputs": [{"kind": "files", "path": "p"}, {"kind": "feed", "url": "https://a.example/"},
+                     {"kind": "origin", "selectors": {"127.0.0.1": "div[[ bad"}}]},
+         "inputs[2].selectors.127.0.0.1: invalid CSS selector 'div[[ bad': Expected ident"),
         ({"inputs": [{"kind": "files", "path": "p", "every": -5}]}, "inputs[0].every: must be mo"),
         ({"fetch": {"timeout": 0}}, "fetch.timeout: must be more than 0"),
         ({"feeds": {"entries": "50"}}, "feeds.entries: must be a whole number, not the string"),
         ({"fetch": {"allow_private_networks": "yes"}}, "allow_private_networks: must be true or f"),
     ],
     ids=["unknown-key", "missing-path", "bad-kind", "wrong-type", "relative-base", "bad-zone",
-         "typo-top-level", "db-not-a-url", "db-unsupported", "db-other-driver", "negative-every",
-         "zero-timeout", "quoted-number", "quoted-boolean"],
+         "typo-top-level", "db-not-a-url", "db-unsupported", "db-other-driver", "bad-selector",
+         "negative-every", "zero-timeout", "quoted-number", "quoted-boolean"],
 )  # fmt: skip
 def test_bad_config_is_one_line_with_the_key_path(
     tmp_path: Path, config: dict[str, object], message: str

@@ -148,6 +148,37 @@ def test_unquoted_numbers_and_booleans_are_taken() -> None:
     assert not cfg.inputs[0].enabled
 
 
+@pytest.mark.parametrize(
+    ("selector", "reason"),
+    [
+        ("div[[ bad", "Expected ident or '*', got <DELIM '[' at 4>"),
+        ("", "Expected selector, got <EOF at 0>"),
+        ("p::before", "Pseudo-elements are not supported."),
+        ("div:nth-child(x)", "Invalid series"),
+    ],
+)
+def test_a_css_selector_that_does_not_compile_is_refused_with_its_host(
+    selector: str, reason: str
+) -> None:
+    data = {
+        "inputs": [
+            {"kind": "files", "path": "p"},
+            {"kind": "feed", "url": "https://a.example/f"},
+            {"kind": "origin", "selectors": {"a.example": "article", "127.0.0.1": selector}},
+        ]
+    }
+    message = refusal(data)
+    assert message.startswith(
+        f"config.yaml: inputs[2].selectors.127.0.0.1: invalid CSS selector {selector!r}: "
+    )
+    assert reason in message and "\n" not in message
+
+
+def test_css_selectors_that_compile_are_kept() -> None:
+    selectors = {"www.zaobao.com": "div.article-content", "b.example": "main > p:contains('x')"}
+    assert parse(origin(selectors=selectors)).inputs[0].selectors == selectors
+
+
 def input_models() -> tuple[type[BaseModel], ...]:
     (union, *_) = typing.get_args(config.Input)
     return typing.get_args(union)
