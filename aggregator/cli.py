@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 
@@ -40,7 +40,54 @@ def load_config(ctx: click.Context) -> Any:
         fail(exc)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class UsageLine(click.UsageError):
+    """A usage error shown as one line, like every other mistake: `error: …` and where to
+    look. Click's own display takes four (usage, hint, blank line, error)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        message = self.format_message().rstrip(".")
+        if self.ctx is not None:
+            message += f" (see `{self.ctx.command_path} --help`)"
+        click.echo(f"error: {message}", file=file, err=True)
+
+
+_SHOWN_AS_IS: tuple[type[click.UsageError], ...] = (UsageLine,)
+if hasattr(click.exceptions, "NoArgsIsHelpError"):  # click 8.2+: `aggregator` alone shows help
+    _SHOWN_AS_IS += (click.exceptions.NoArgsIsHelpError,)
+
+
+@contextmanager
+def _one_line_usage() -> Iterator[None]:
+    try:
+        yield
+    except _SHOWN_AS_IS:
+        raise
+    except click.UsageError as exc:
+        raise UsageLine(exc.format_message(), exc.ctx) from exc
+
+
+class Group(click.Group):
+    """Usage errors, wherever click finds them, become one line: the group's own options are
+    parsed in `make_context`, a subcommand's (and a subgroup's) in `invoke`."""
+
+    group_class = type  # subgroups (`db`) are built by this class too
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _one_line_usage():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage():
+            return super().invoke(ctx)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",

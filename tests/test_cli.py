@@ -339,6 +339,39 @@ def test_help_and_version_on_every_command(tmp_path: Path) -> None:
     assert "Traceback" not in only.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "names", "see"),
+    [
+        (["--config", "{tmp}", "sync"], ["--config", "{tmp}", "is a directory"], "aggregator"),
+        (["sync", "--workers", "0"], ["--workers", "0 is not in the range 1<=x<=64"],
+         "aggregator sync"),
+        (["feeds", "--bogus"], ["No such option", "--bogus"], "aggregator feeds"),
+        (["db", "bogus"], ["No such command", "bogus"], "aggregator db"),
+        (["add"], ["Missing argument", "URL"], "aggregator add"),
+    ],
+    ids=["config-is-a-folder", "workers-out-of-range", "unknown-option", "unknown-subcommand",
+         "missing-argument"],
+)  # fmt: skip
+def test_usage_errors_are_one_line_exit_2(
+    tmp_path: Path, args: list[str], names: list[str], see: str
+) -> None:
+    """One line naming the argument and the reason, and where the help is (click's own
+    display takes four: usage, hint, a blank line, the error)."""
+    result = run(*(a.format(tmp=tmp_path) for a in args), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and line.endswith(f" (see `{see} --help`)")
+    for name in names:
+        assert name.format(tmp=tmp_path) in line
+
+
+def test_no_command_still_shows_the_help(tmp_path: Path) -> None:
+    result = run(cwd=tmp_path)
+    assert "Usage: aggregator [OPTIONS] COMMAND" in result.stdout + result.stderr
+    assert "sync" in result.stdout + result.stderr
+
+
 def test_only_runs_the_named_input(site: Path, tmp_path: Path) -> None:
     other = site / "other"
     other.mkdir()
