@@ -1,8 +1,9 @@
-"""The configuration file's rules: what is refused (with the key path and the reason) and what
-is accepted."""
+"""The configuration file's rules: what is refused (with the key path and the reason), what is
+accepted, and that the shipped `config.yaml` documents every key there is."""
 
 from __future__ import annotations
 
+import re
 import typing
 from datetime import timedelta
 from pathlib import Path
@@ -187,3 +188,34 @@ def input_models() -> tuple[type[BaseModel], ...]:
 def kind_of(model: type[BaseModel]) -> str:
     (kind,) = typing.get_args(model.model_fields["kind"].annotation)
     return str(kind)
+
+
+# ---- config.yaml documents every key ---------------------------------------------------------
+
+
+def keys_written(block: str) -> set[str]:
+    """Keys set or shown commented out: `  key: …`, `  # key: …`, `  - kind: …`."""
+    return set(re.findall(r"^\s*(?:#\s*)?(?:-\s+)?([a-z_]+):", block, re.M))
+
+
+def test_config_yaml_documents_every_key() -> None:
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^([a-z_]+):(.*?)(?=^[a-z_]+:|\Z)", text, re.M | re.S))
+    missing: list[str] = []
+    for name, field in config.Config.model_fields.items():
+        if field.exclude:
+            continue
+        if name not in sections:
+            missing.append(name)
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            written = keys_written(sections[name])
+            missing += [
+                f"{name}.{key}" for key in field.annotation.model_fields if key not in written
+            ]
+    blocks = re.split(r"^(?=\s*(?:#\s*)?-\s+kind:)", sections.get("inputs", ""), flags=re.M)
+    by_kind = {m.group(1): b for b in blocks if (m := re.search(r"kind:\s*(\w+)", b))}
+    for model in input_models():
+        kind = kind_of(model)
+        written = keys_written(by_kind.get(kind, ""))
+        missing += [f"inputs ({kind}).{key}" for key in model.model_fields if key not in written]
+    assert missing == []
