@@ -86,3 +86,16 @@ def wipe_database(request: pytest.FixtureRequest) -> Callable[[str], None]:
         server.recreate_database(url.rsplit("/", 1)[1])
 
     return wipe
+
+
+@pytest.fixture(params=["fast", "feedparser"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test through both feed parsers: the fast path (feedparser-rs, installed on
+    CPython 3.11 only) and the feedparser fallback it gives way to."""
+    from aggregator.adapters import feed
+
+    if request.param == "feedparser":
+        monkeypatch.setattr(feed, "_fast_parse", lambda data: None)
+    else:
+        pytest.importorskip("feedparser_rs")
+    return str(request.param)

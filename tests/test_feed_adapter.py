@@ -79,16 +79,6 @@ JSON_FEED_10 = b"""{"version": "https://jsonfeed.org/version/1", "title": "Old",
   "items": [{"id": "1", "url": "https://old.example/1", "title": "T", "content_text": "x"}]}"""
 
 
-@pytest.fixture(params=["fast", "feedparser"])
-def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every XML case runs through both parsers: the fast path and the feedparser fallback."""
-    if request.param == "feedparser":
-        monkeypatch.setattr(feed, "_fast_parse", lambda data: None)
-    else:
-        pytest.importorskip("feedparser_rs")
-    return str(request.param)
-
-
 def settings(**kw: object) -> ItemSettings:
     return ItemSettings(scope=str(kw.pop("scope", "news")), **kw)  # type: ignore[arg-type]
 

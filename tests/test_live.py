@@ -15,7 +15,6 @@ import http_server as hs
 import pytest
 
 from aggregator import config as config_module
-from aggregator.adapters import feed as feed_adapter
 from aggregator.config import Config
 from aggregator.store import Store
 from aggregator.sync import QuietReporter, SyncReport, sync
@@ -441,15 +440,6 @@ def test_a_guid_without_link_is_one_entry_whether_or_not_the_feed_is_well_formed
     assert report.entries_total == 1
     (entry,) = json.loads((cfg.output_dir / "all.json").read_text())["items"]
     assert entry["title"] == "Numbered" and "url" not in entry  # "42" is no address
-
-
-@pytest.fixture(params=["fast", "feedparser"])
-def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "feedparser":
-        monkeypatch.setattr(feed_adapter, "_fast_parse", lambda data: None)
-    else:
-        pytest.importorskip("feedparser_rs")
-    return str(request.param)
 
 
 def test_a_feed_teaser_dated_like_the_archived_copy_does_not_replace_it(
