@@ -55,6 +55,23 @@ def run(cfg: Config, now: datetime = NOW, force: bool = False) -> SyncReport:
     return sync(cfg, now=now, workers=1, force=force)
 
 
+def archive_and_feed(tmp_path: Path, url: str, **extra: Any) -> Config:
+    """The archive folder `posts` (in China's zone) and the live feed at `url`, `zb-live`."""
+    return config_module.parse(
+        {
+            "database": "sqlite:///agg.db",
+            "output": "public",
+            "fetch": {"allow_private_networks": True},
+            "inputs": [
+                {"kind": "files", "path": "posts", "timezone": "Asia/Shanghai"},
+                {"kind": "feed", "url": url, "name": "zb-live"},
+            ],
+            **extra,
+        },
+        base_dir=tmp_path,
+    )
+
+
 def published(cfg: Config, name: str = "all.atom") -> Any:
     return feedparser.parse((cfg.output_dir / name).read_bytes())
 
@@ -105,19 +122,8 @@ def test_archive_post_and_feed_item_are_one_entry_with_two_sources(tmp_path: Pat
     )
     with hs.serve() as server:
         url = server.route("/zb.xml", hs.static(rss(feed_item, title="早报实时")))
-        cfg = config_module.parse(
-            {
-                "database": "sqlite:///agg.db",
-                "output": "public",
-                "fetch": {"allow_private_networks": True},
-                "identity": {"host_aliases": {"zaobao.com.sg": "zaobao.com"}},
-                "inputs": [
-                    {"kind": "files", "path": "posts", "timezone": "Asia/Shanghai"},
-                    {"kind": "feed", "url": url, "name": "zb-live"},
-                ],
-            },
-            base_dir=tmp_path,
-        )
+        aliases = {"zaobao.com.sg": "zaobao.com"}
+        cfg = archive_and_feed(tmp_path, url, identity={"host_aliases": aliases})
         report = run(cfg)
     assert report.entries_total == 1
     everything = published(cfg)
@@ -459,18 +465,7 @@ def test_a_feed_teaser_dated_like_the_archived_copy_does_not_replace_it(
     )
     with hs.serve() as server:
         url = server.route("/zb.xml", hs.static(rss(teaser, title="早报实时")))
-        cfg = config_module.parse(
-            {
-                "database": "sqlite:///agg.db",
-                "output": "public",
-                "fetch": {"allow_private_networks": True},
-                "inputs": [
-                    {"kind": "files", "path": "posts", "timezone": "Asia/Shanghai"},
-                    {"kind": "feed", "url": url, "name": "zb-live"},
-                ],
-            },
-            base_dir=tmp_path,
-        )
+        cfg = archive_and_feed(tmp_path, url)
         report = run(cfg)
     assert report.entries_total == 1
     (entry,) = published(cfg).entries
