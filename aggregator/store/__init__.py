@@ -706,6 +706,12 @@ def _make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Checkpoint the log every 64 MB instead of every 4 MB: each checkpoint fsyncs,
+            # and a cold sync writes hundreds of MB (alternating runs: storing 500 feeds
+            # 8.9 -> 8.2 s, deciding 100k posts 11.6 -> 10.7 s). After a checkpoint the log
+            # file is cut back to 8 MB, so a daemon does not keep 64 MB of it on disk.
+            cur.execute("PRAGMA wal_autocheckpoint=16384")
+            cur.execute("PRAGMA journal_size_limit=8388608")
             cur.close()
 
         @event.listens_for(engine, "begin")
