@@ -33,6 +33,7 @@ NOW = datetime(2024, 7, 20, 9, 30, tzinfo=UTC)
 BASE = "https://feeds.example.org/news/"
 ATOM = "{http://www.w3.org/2005/Atom}"
 FH_ARCHIVE = "{http://purl.org/syndication/history/1.0}archive"
+FH_COMPLETE = "{http://purl.org/syndication/history/1.0}complete"
 FORMATS = ("atom", "rss", "json")
 ZAOBAO: Tag = ("联合早报", "联合早报")
 GUANCHA: Tag = ("观察者网", "观察者网")
@@ -126,6 +127,8 @@ class Doc:
     archive: bool
     ids: list[str]
     titles: list[str]
+    complete: bool = False
+    """Carries RFC 5005's `fh:complete`: it holds every entry of its feed."""
 
 
 def path_of(output: Path, url: str) -> Path:
@@ -138,13 +141,17 @@ def read(output: Path, url: str, fmt: str) -> Doc:
     if fmt == "json":
         doc = json.loads(data)
         ext = doc.get("_rfc5005", {})
-        links = {k.replace("_", "-"): v for k, v in ext.items() if k not in ("about", "archive")}
+        links = {
+            k.replace("_", "-"): v
+            for k, v in ext.items()
+            if k not in ("about", "archive", "complete")
+        }
         links["self"] = doc["feed_url"]
         if doc.get("hubs"):
             links["hub"] = doc["hubs"][0]["url"]
         items = doc["items"]
         return Doc(links, ext.get("archive") is True, [i["id"] for i in items],
-                   [i["title"] for i in items])  # fmt: skip
+                   [i["title"] for i in items], ext.get("complete") is True)  # fmt: skip
     assert not feedparser.parse(data).bozo
     root = etree.fromstring(data)
     if fmt == "atom":
@@ -160,7 +167,13 @@ def read(output: Path, url: str, fmt: str) -> Doc:
         for link in top.findall(f"{ATOM}link")
         if link.get("rel") != "alternate"
     }
-    return Doc(links, top.find(FH_ARCHIVE) is not None, ids, titles)  # type: ignore[arg-type]
+    return Doc(
+        links,
+        top.find(FH_ARCHIVE) is not None,
+        ids,  # type: ignore[arg-type]
+        titles,  # type: ignore[arg-type]
+        top.find(FH_COMPLETE) is not None,
+    )
 
 
 def walk(output: Path, feed_url: str, fmt: str) -> list[tuple[str, Doc]]:
@@ -204,6 +217,13 @@ def check_archives(store: Store, config: Config) -> dict[tuple[str, str], list[l
             feed_url = ref.url(BASE, fmt)
             feed = read(output, feed_url, fmt)
             assert not feed.archive and "current" not in feed.links
+            if feed.complete:  # it holds every entry: no archive (RFC 5005 section 2)
+                assert len(expected) <= config.feeds.entries, (key, fmt)
+                assert "prev-archive" not in feed.links
+                assert sorted(feed.ids) == expected
+                out[key, fmt] = []
+                continue
+            assert len(expected) > config.feeds.entries, (key, fmt)
             pages = walk(output, feed_url, fmt)
             assert pages, (key, fmt)
             urls = [u for u, _ in pages]
@@ -288,7 +308,9 @@ def test_full_pages_keep_their_members_and_bytes_as_the_feed_grows(
 def test_an_entry_that_leaves_a_feed_leaves_its_page(
     store: Store, archive_input: int, tmp_path: Path, store_url: str
 ) -> None:
-    config = seeded_and_published(store, archive_input, tmp_path, store_url)
+    seed(store, archive_input)
+    config = configure(tmp_path, store_url, entries=1)  # so `tag:a` keeps an archive below
+    publish(store, config)
     # post 1 loses tag `a` (it stays in `all`); post 3 is deleted
     put(store, archive_input, post(1, day(1)))
     known = store.known_files(archive_input, ["3.md"])
@@ -302,15 +324,50 @@ def test_an_entry_that_leaves_a_feed_leaves_its_page(
 def test_pages_of_a_feed_that_is_gone_are_removed(
     store: Store, archive_input: int, tmp_path: Path, store_url: str
 ) -> None:
-    put(store, archive_input, post(1, day(1), tags=[("gone", "Gone")]), post(2, day(2)))
+    gone = [("gone", "Gone")]
+    put(store, archive_input, *(post(n, day(n), tags=gone) for n in (1, 2, 3)), post(4, day(4)))
     config = configure(tmp_path, store_url)
     publish(store, config)
     folder = config.output_dir / "archive" / "tag" / "gone"
-    assert sorted(p.name for p in folder.iterdir()) == ["1.atom", "1.json", "1.rss"]
-    put(store, archive_input, post(1, day(1)))
+    pages = sorted(f"{n}.{f}" for n in (1, 2) for f in FORMATS)
+    assert sorted(p.name for p in folder.iterdir()) == pages
+    put(store, archive_input, *(post(n, day(n)) for n in (1, 2, 3)))
     result = publish(store, config)
     assert not folder.exists()
     assert "archive/tag/gone/1.atom" in result.removed
+    check_archives(store, config)
+
+
+def test_a_feed_that_fits_its_document_is_complete_until_it_grows(
+    store: Store, archive_input: int, tmp_path: Path, store_url: str
+) -> None:
+    """RFC 5005 section 2: a feed whose subscription document holds every entry says so with
+    `fh:complete` and has no archive (which would only repeat it); it gets one when it grows
+    past the document, and loses it when it fits again."""
+    config = configure(tmp_path, store_url)  # 2 entries a document
+    x = [("x", "X")]
+    put(store, archive_input, post(1, day(1), tags=x), post(2, day(2), tags=x))
+    publish(store, config)
+    folder = config.output_dir / "archive" / "tag" / "x"
+    ref = feed_ref("tag:x", "X")
+    for fmt in FORMATS:
+        doc = read(config.output_dir, ref.url(BASE, fmt), fmt)
+        assert doc.complete and "prev-archive" not in doc.links and len(doc.ids) == 2
+    assert not folder.exists()
+    assert check_archives(store, config)["tag:x", "atom"] == []
+
+    put(store, archive_input, post(3, day(3), tags=x))
+    publish(store, config)
+    for fmt in FORMATS:
+        doc = read(config.output_dir, ref.url(BASE, fmt), fmt)
+        assert not doc.complete and doc.links["prev-archive"] == ref.archive_url(BASE, 2, fmt)
+    assert [len(p) for p in check_archives(store, config)["tag:x", "atom"]] == [3, 0]
+
+    known = store.known_files(archive_input, ["3.md"])
+    write_batch(store, archive_input, (), [known["3.md"][0]], [known["3.md"][1]], NOW)
+    result = publish(store, config)
+    assert all(read(config.output_dir, ref.url(BASE, f), f).complete for f in FORMATS)
+    assert not folder.exists() and "archive/tag/x/1.atom" in result.removed
     check_archives(store, config)
 
 

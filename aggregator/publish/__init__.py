@@ -62,9 +62,9 @@ MANIFEST = ".aggregator-manifest.json"
 TEMP_PREFIX = ".tmp-aggregator-"
 INDEX = "index.html"
 OPML = "feeds.opml"
-LAYOUT = 2
+LAYOUT = 3
 """Version of what the renderers write; a new one renders every feed again (2: archive pages,
-hub links, xml-stylesheet)."""
+hub links, xml-stylesheet; 3: complete feeds)."""
 STYLESHEET_DATE = datetime(2026, 11, 22, tzinfo=UTC)
 """Modification time of `feed.xsl`: move it whenever `feed.xsl` changes."""
 PAGES_PER_TASK = 4
@@ -149,9 +149,10 @@ def archive_settings(config: Config) -> tuple[int, tuple[str, ...]]:
     return config.feeds.archive_page, formats
 
 
-def feed_meta(config: Config, ref: FeedRef, last_place: int) -> FeedMeta:
+def feed_meta(config: Config, ref: FeedRef, last_place: int, complete: bool = False) -> FeedMeta:
     """What the subscription document of a feed says about itself; `last_place` is the last
-    place given in its archive (it decides the newest archive page, which it links to)."""
+    place given in its archive (it decides the newest archive page, which it links to), and a
+    `complete` feed (see `is_complete`) has no archive."""
     from aggregator.publish.render import FeedMeta
 
     site = config.site
@@ -165,7 +166,7 @@ def feed_meta(config: Config, ref: FeedRef, last_place: int) -> FeedMeta:
         description = f"Articles tagged {ref.name}"
     formats = config.feeds.formats
     page_size, archived = archive_settings(config)
-    pages = archive_pages(last_place, page_size)
+    pages = 0 if complete else archive_pages(last_place, page_size)
     return FeedMeta(
         title=title,
         description=description,
@@ -177,7 +178,14 @@ def feed_meta(config: Config, ref: FeedRef, last_place: int) -> FeedMeta:
         prev_archive=(
             {fmt: ref.archive_url(site.base_url, pages, fmt) for fmt in archived} if pages else None
         ),
+        complete=complete,
     )
+
+
+def is_complete(config: Config, entries: int) -> bool:
+    """Whether a feed of `entries` entries is complete: its subscription document holds them
+    all, so an archive would only repeat it (RFC 5005 section 2). It gets one when it grows."""
+    return entries <= config.feeds.entries
 
 
 def archive_meta(config: Config, ref: FeedRef, page: int, pages: int) -> FeedMeta:
@@ -266,7 +274,8 @@ def publish(
         if previous.get("name") != ref.name:
             previous = {}
         revision, last_place = states.get(key, (0, 0))
-        pages = archive_pages(last_place, page_size)
+        complete = is_complete(config, entries)
+        pages = 0 if complete else archive_pages(last_place, page_size)
         if (
             previous
             and previous.get("revision") == revision
@@ -286,7 +295,7 @@ def publish(
             and previous.get("entries") == entries
             and present(previous.get("files", {}).values())
         ):
-            tasks.append(RenderTask(ref, last_place))
+            tasks.append(RenderTask(ref, last_place, complete=complete))
             for pk in newest_pks:
                 wanted.setdefault(pk, set()).update(formats)
         # Each page is kept as [summary of its places, store revision it was rendered at]; it
@@ -416,6 +425,8 @@ class RenderTask:
     """The last place given in the feed's archive (it decides how many pages there are)."""
     pages: tuple[tuple[int, int | None], ...] = ()
     """(page, store revision its file was rendered at, or None to render it all afresh)."""
+    complete: bool = False
+    """The feed is complete (see `is_complete`): no archive to link to."""
 
 
 RenderDone = tuple[str, dict[str, Any], list[str]]
@@ -460,7 +471,7 @@ def _render_task(config: Config, task: RenderTask, blocks: Blocks) -> RenderDone
         return ref.key, {"unreadable_pages": failed} if failed else {}, written
     refs = store.feed_refs(ref.key, config.feeds.entries)
     updated = _newest_update(refs)
-    meta = replace(feed_meta(config, ref, task.last_place), updated_at=updated)
+    meta = replace(feed_meta(config, ref, task.last_place, task.complete), updated_at=updated)
     files: dict[str, str] = {}
     for fmt in config.feeds.formats:
         rel = ref.path(fmt)

@@ -12,14 +12,17 @@ besides `self`, which feedgen drops.
 
 Links between documents: `hub` (WebSub) on subscription documents when a hub is configured;
 RFC 5005 `prev-archive` from a subscription document to its newest archive page, and on archive
-pages `current`, `prev-archive`, `next-archive` and `<fh:archive/>`. JSON Feed has no archive
-links of its own: they go in an extension object (`FEED_EXTENSION`), as its spec provides:
+pages `current`, `prev-archive`, `next-archive` and `<fh:archive/>`. A feed whose subscription
+document holds every entry it has is complete (RFC 5005 section 2): `<fh:complete/>` and no
+archive. JSON Feed has no archive links of its own: they go in an extension object
+(`FEED_EXTENSION`), as its spec provides:
 
     "_rfc5005": {"about": "https://www.rfc-editor.org/rfc/rfc5005", "archive": true,
                  "current": URL, "prev_archive": URL, "next_archive": URL}
 
-(a subscription document carries only `about` and `prev_archive`). Atom and RSS documents start
-with an `xml-stylesheet` instruction naming `feed.xsl`, so browsers show them as a page.
+(a subscription document carries only `about` and `prev_archive`, or `"complete": true`).
+Atom and RSS documents start with an `xml-stylesheet` instruction naming `feed.xsl`, so
+browsers show them as a page.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class FeedMeta:
     """format -> URL of the next archive page."""
     current: dict[str, str] | None = None
     """Set on archive pages only: format -> URL of the subscription document."""
+    complete: bool = False
+    """A subscription document holding every entry of its feed (which then has no archive)."""
     updated_at: datetime | None = None
     """The document's date when it is assembled from entry blocks (`assemble`); else its
     newest entry's."""
@@ -101,18 +106,27 @@ def image_type(url: str) -> str:
 
 
 class _FeedExtras(BaseExtension):
-    """Feed-level additions: namespaces, the RSS `atom:link`s feedgen drops, `fh:archive`."""
+    """Feed-level additions: namespaces, the RSS `atom:link`s feedgen drops, `fh:archive` and
+    `fh:complete`."""
 
     meta: FeedMeta | None = None
 
+    def _history(self) -> str | None:
+        """The RFC 5005 element this document carries, if any."""
+        if self.meta is None:
+            return None
+        if self.meta.current:
+            return "archive"
+        return "complete" if self.meta.complete else None
+
     def extend_ns(self) -> dict[str, str]:
-        if self.meta is not None and self.meta.current:
+        if self._history():
             return {"media": MEDIA_NS, "fh": FH_NS}
         return {"media": MEDIA_NS}
 
     def extend_atom(self, feed: Any) -> Any:
-        if self.meta is not None and self.meta.current:
-            xml_elem(f"{{{FH_NS}}}archive", feed)
+        if history := self._history():
+            xml_elem(f"{{{FH_NS}}}{history}", feed)
         return feed
 
     def extend_rss(self, feed: Any) -> Any:
@@ -122,8 +136,8 @@ class _FeedExtras(BaseExtension):
         channel = feed[0]
         for rel, href in meta.links("rss"):
             xml_elem(f"{{{ATOM_NS}}}link", channel, href=href, rel=rel)
-        if meta.current:
-            xml_elem(f"{{{FH_NS}}}archive", channel)
+        if history := self._history():
+            xml_elem(f"{{{FH_NS}}}{history}", channel)
         return feed
 
 
@@ -265,6 +279,8 @@ def _json_document(meta: FeedMeta, blocks: list[bytes]) -> bytes:
         archive["prev_archive"] = meta.prev_archive["json"]
     if meta.next_archive and "json" in meta.next_archive:
         archive["next_archive"] = meta.next_archive["json"]
+    if meta.complete and not meta.current:
+        archive["complete"] = True
     if archive:
         feed[FEED_EXTENSION] = {"about": RFC5005, **archive}
     feed["items"] = []
