@@ -6,7 +6,8 @@
 - Tags and sources are the union over all copies, in the winner's order first.
 - The entry's `updated` moves only when its content hash (title, content, link, tags) changes;
   then it takes the winner's declared date when that is newer, else the time of the change.
-- An article with no copies left is removed.
+- An article with no copies left is removed; so is one whose only copies are the origin
+  input's (its original page read again: that input only follows articles others carry).
 - `relinked`: what readers see is unchanged, but the store must record another winning copy,
   date or set of sources (the feeds it belongs to are republished; their bytes may not change).
 """
@@ -67,6 +68,8 @@ def decide_entry(
     now: datetime,
 ) -> EntryIntent:
     """What the entry `key` becomes, given all its copies and what the store holds of it."""
+    if all(v.from_origin for v in versions):
+        versions = ()  # the article's own copies are gone: what its page says does not count
     if not versions:
         if stored is None:
             return EntryIntent(identity_key=key, action="unchanged")

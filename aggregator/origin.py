@@ -139,7 +139,7 @@ def _stored_text(target: OriginTarget, bodies: BodyLoader) -> str | None:
         body_path=target.body_path,
     )
     loaded = bodies(item)
-    return None if loaded.body_unreadable else _plain(loaded.content or "")
+    return None if loaded.body_error is not None else _plain(loaded.content or "")
 
 
 def _version(

@@ -24,7 +24,7 @@ from aggregator.config import Config, FeedInput, FilesInput, OriginInput
 from aggregator.config import Input as InputConfig
 from aggregator.decide import decide_entries
 from aggregator.errors import ParseError, SourceError
-from aggregator.leases import Leases, owner_name
+from aggregator.leases import Leases, is_dead, owner_name
 from aggregator.normalise import PostSettings, render_body
 from aggregator.normalise.urls import UrlRules
 from aggregator.parsing import parsed
@@ -130,13 +130,12 @@ class BodyLoader:
     """Fills in the content and summary of feed items whose body is kept in a post file.
 
     The publisher renders each entry once per run (see `publish`), so nothing is remembered
-    here. A file that can no longer be read gives an empty body, marked as such, and a warning;
-    it never stops publishing.
+    here. A file that can no longer be read gives an empty body and says why (`body_error`);
+    it never stops publishing, and the caller reports it.
     """
 
     def __init__(self, summary_length: int):
         self.summary_length = summary_length
-        self.warned: set[str] = set()
 
     def __call__(self, item: FeedItem) -> FeedItem:
         if item.content is not None or item.body_path is None:
@@ -145,12 +144,7 @@ class BodyLoader:
         try:
             draft = files_adapter.read_post(file, title=item.title)
         except ParseError as exc:
-            # Published empty this time; the publisher renders it again next time (see
-            # `publish`), so the body comes back once the file can be read.
-            if item.body_path not in self.warned:  # once, however many documents show it
-                self.warned.add(item.body_path)
-                log.warning("%s: body not published: %s", item.body_path, exc)
-            return replace(item, content="", summary=item.summary or "", body_unreadable=True)
+            return replace(item, content="", summary=item.summary or "", body_error=str(exc))
         content, summary = render_body(draft, item.link, self.summary_length)
         return replace(item, content=content, summary=item.summary or summary)
 
@@ -495,6 +489,7 @@ def unlisted_inputs(config: Config, store: Store, now: datetime | None = None) -
     rows = [r for r in store.input_rows() if r["name"] not in names]
     copies = store.input_copies() if rows else {}
     holders = store.lease_holders([r["id"] for r in rows], now) if rows else {}
+    holders = {i: owner for i, owner in holders.items() if not is_dead(owner)}
     return [
         Unlisted(
             r["name"],
@@ -528,7 +523,12 @@ def prune(
         if dry_run or not unlisted:
             return unlisted, report
         ids = {r["name"]: r["id"] for r in store.input_rows()}
-        store.remove_inputs([ids[u.name] for u in unlisted if u.held_by is None])
+        removed = store.remove_inputs(
+            [ids[u.name] for u in unlisted if u.held_by is None], now, is_dead
+        )
+        for u in unlisted:  # claimed by another process since it was listed: left to it
+            if u.held_by is None and ids[u.name] not in removed:
+                u.held_by = "another process"
         decide_pending(store, now, report)
         report.published = publish(
             store,

@@ -160,6 +160,9 @@ class StoredVersion(NamedTuple):
     source_key: str
     source_name: str
     tags: tuple[Tag, ...]
+    from_origin: bool = False
+    """A copy the origin input made of the article's original page: it vouches for an article
+    another input carries, and never keeps an entry alive alone."""
 
 
 class StoredEntry(NamedTuple):
@@ -239,5 +242,5 @@ class FeedItem:
     body_path: str | None = None
     """The post file holding the body, when the store does not hold it."""
     enclosures: tuple[Enclosure, ...] = ()
-    body_unreadable: bool = False
-    """The post file could not be read when publishing: the body is empty this time."""
+    body_error: str | None = None
+    """Why the post file could not be read when publishing (the body is empty this time)."""

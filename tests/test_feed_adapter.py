@@ -304,6 +304,9 @@ def test_cst_is_china_time_when_the_input_zone_says_so() -> None:
     assert china.published == datetime(2022, 7, 10, 1, 30, tzinfo=UTC)
     us = normalise_item(doc.items[0], doc, settings())
     assert us.published == datetime(2022, 7, 10, 15, 30, tzinfo=UTC)
+    # a zone of UTC says nothing about CST: the email parser's meaning, as for posts
+    utc = normalise_item(doc.items[0], doc, settings(timezone="UTC"))
+    assert utc.published == us.published
 
 
 def test_item_with_nothing_to_show_is_skipped() -> None:
@@ -411,6 +414,8 @@ def test_both_parsers_give_the_dates_the_document_has(
          "https://site.example/p/42"),  # RSS 2.0: a permalink GUID serves as the link
         ("<guid isPermaLink='false'>https://site.example/p/42</guid>",
          "https://site.example/p/42", None),
+        ("<guid>//site.example/p/42</guid>", "//site.example/p/42",
+         "https://site.example/p/42"),  # scheme-relative: one page too
         ("<guid>42</guid><link>https://site.example/a</link>", "42", "https://site.example/a"),
         ("<link>https://site.example/a</link><guid>42</guid>", "42", "https://site.example/a"),
         ("<link>/a</link><guid isPermaLink='false'>g</guid>", "g", "https://site.example/a"),

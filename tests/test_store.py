@@ -318,7 +318,11 @@ def test_removing_an_input_removes_its_copies_and_the_entries_only_it_carried(
     put(store, files_input, version("only.md", "url:x.com/only"))
     assert store.input_copies() == {files_input: 2, other_input: 1}
 
-    store.remove_inputs([files_input])
+    # the mirror is being refreshed by a live process: kept; then one that died: removable
+    owner = "serve on elsewhere (pid 1)"
+    assert store.claim([other_input], owner, NOW, NOW + timedelta(minutes=5)) == {other_input}
+    alive, dead = (lambda o: False), (lambda o: o == owner)
+    assert store.remove_inputs([files_input, other_input], NOW, alive) == [files_input]
     decide_pending(store, NOW)
 
     assert store.input_copies() == {other_input: 1}
@@ -331,6 +335,9 @@ def test_removing_an_input_removes_its_copies_and_the_entries_only_it_carried(
         "source:观察者网": ("观察者网", 1),
         "tag:asia": ("Asia", 1),
     }
+    assert store.remove_inputs([other_input], NOW, dead) == [other_input]
+    decide_pending(store, NOW)
+    assert store.entry_count() == 0 and store.input_copies() == {}
 
 
 def test_updated_moves_only_when_the_content_changes(store: Store, files_input: int) -> None:

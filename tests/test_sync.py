@@ -150,6 +150,10 @@ def test_a_body_that_cannot_be_read_comes_back_once_it_can(
     shown = bodies()
     assert shown["Post D"] == {"<p>Post D</p>"}
     assert "" in shown["Post C"]  # in the documents Post D changed; it could not be read
+    # While the file is still away, nothing is rendered again, and nothing said again.
+    caplog.clear()
+    assert sync(config, workers=1, only=["other"]).published.written == []
+    assert "body not published" not in caplog.text
 
     (tmp_path / "away").rename(tmp_path / "posts")
     caplog.clear()

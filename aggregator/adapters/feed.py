@@ -220,11 +220,13 @@ def _absolute(link: str | None, base: str) -> str | None:
 
 
 def _is_web_url(value: str) -> bool:
+    """An absolute http(s) URL, or a scheme-relative one (`//host/path`), which names one
+    page whichever document it is read from."""
     try:
-        parts = urlsplit(value)
+        parts = urlsplit(value.strip())
     except ValueError:
         return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    return parts.scheme.lower() in ("http", "https", "") and bool(parts.netloc)
 
 
 def _xml_item(

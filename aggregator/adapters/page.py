@@ -4,7 +4,8 @@ cssselect and readability-lxml).
 Metadata comes from what publishers put in pages for search engines and social sites, most
 trusted first: JSON-LD (`NewsArticle`, `Article`, `BlogPosting`…), OpenGraph and `article:*`
 meta tags, then `<time datetime>` and `<title>`; the URL the page names as its own from
-`<link rel="canonical">`, else `og:url`. The article body comes from the CSS selector
+`<link rel="canonical">` (not `og:url`, which many site templates fill with the home page on
+every page). The article body comes from the CSS selector
 configured for the page's host when there is one, else from readability-lxml's generic
 extractor. The result is untrusted HTML: it is sanitised in normalisation like every body.
 """
@@ -43,8 +44,8 @@ class PageDraft:
     image: str | None
     description: str | None
     canonical: str | None
-    """The URL the page names as its own (`<link rel="canonical">`, else `og:url`), as
-    written: possibly relative."""
+    """The URL the page names as its own (`<link rel="canonical">`), as written: possibly
+    relative."""
     content: str | None
     """Untrusted HTML of the article body; None when nothing could be extracted."""
     extractor: str
@@ -103,11 +104,11 @@ def _meta(tree: Any) -> dict[str, str]:
     return out
 
 
-def _canonical(tree: Any, meta: Mapping[str, str]) -> str | None:
+def _canonical(tree: Any) -> str | None:
     for el in tree.xpath("//link[@rel][@href]"):
         if "canonical" in el.get("rel", "").lower().split() and el.get("href", "").strip():
             return str(el.get("href")).strip()
-    return meta.get("og:url") or None
+    return None
 
 
 def _host_selector(url: str, selectors: Mapping[str, str]) -> str | None:
@@ -166,7 +167,7 @@ def read_page(
         author=author,
         image=_text(ld.get("image")) or meta.get("og:image"),
         description=_text(ld.get("description")) or meta.get("og:description"),
-        canonical=_canonical(tree, meta),
+        canonical=_canonical(tree),
         content=content,
         extractor=extractor,
     )

@@ -69,15 +69,16 @@ def merge_tags(names: Iterable[str]) -> tuple[Tag, ...]:
     return tuple(seen.items())
 
 
-def _date(meta: Any, keys: tuple[str, ...], tz: tzinfo, warnings: list[str]) -> datetime | None:
+def _date(
+    meta: Any, keys: tuple[str, ...], settings: PostSettings, warnings: list[str]
+) -> datetime | None:
     for key in keys:
         raw = meta.get(key)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
-        if tz is not UTC:
-            raw = dates.drop_ambiguous_zone(raw)
+        raw = dates.drop_ambiguous_zone(raw, settings.timezone)
         try:
-            return dates.parse_date(raw, tz)
+            return dates.parse_date(raw, settings.tz)
         except ValueError as exc:
             warnings.append(f"`{key}` ignored: {exc}")
     return None
@@ -97,7 +98,7 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
     if raw_link and link is None:
         warnings.append(f"original URL ignored (not an absolute http(s) URL): {raw_link!r}")
 
-    published = _date(meta, ("date", "published", "pubDate"), tz, warnings)
+    published = _date(meta, ("date", "published", "pubDate"), settings, warnings)
     if published is None and draft.epoch_ms is not None:
         published = dates.from_epoch_ms(draft.epoch_ms)
     if published is None:
@@ -110,7 +111,7 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
             "no date (front matter `date`, an epoch comment or a YYYY-MM-DD- file name): "
             "dated when first seen"
         )
-    declared_updated = _date(meta, ("updated", "modified", "lastmod"), tz, warnings)
+    declared_updated = _date(meta, ("updated", "modified", "lastmod"), settings, warnings)
 
     author = _scalar(meta.get("author"))
     author = text.clean_line(author) if author else None

@@ -24,14 +24,15 @@ _EPOCH = re.compile(r"-?\d{9,13}")
 _YAML_TIMESTAMP = SafeConstructor.timestamp_regexp
 MIN_YEAR, MAX_YEAR = 1900, 2200
 # `CST` and `IST` are US Central and Israel to the email parser, but far more often China and
-# India Standard Time in the archives and feeds this reads: where the input's zone is set, such
-# a date is read in that zone instead (see `drop_ambiguous_zone`).
+# India Standard Time in the archives and feeds this reads: where the input sets a zone other
+# than UTC, such a date is read in that zone instead (see `drop_ambiguous_zone`).
 AMBIGUOUS_ZONE = re.compile(r"\s+(CST|IST)\s*$")
 
 
-def drop_ambiguous_zone(value: object) -> object:
-    """`value` without a trailing `CST`/`IST`, to be read in the input's own zone."""
-    if isinstance(value, str) and AMBIGUOUS_ZONE.search(value):
+def drop_ambiguous_zone(value: object, zone: str | None) -> object:
+    """`value` without a trailing `CST`/`IST` when the input's `zone` is set and is not UTC
+    (it is then read in that zone); else `value` as it is. Posts and feed items alike."""
+    if zone and zone != "UTC" and isinstance(value, str) and AMBIGUOUS_ZONE.search(value):
         return AMBIGUOUS_ZONE.sub("", value)
     return value
 

@@ -45,8 +45,7 @@ def _date(raw: str | None, settings: ItemSettings, warnings: list[str]) -> datet
     if not raw or not raw.strip():
         return None
     value = raw.strip()
-    if settings.timezone:  # CST is China's, not US Central (see `dates.AMBIGUOUS_ZONE`)
-        value = str(dates.drop_ambiguous_zone(value))
+    value = str(dates.drop_ambiguous_zone(value, settings.timezone))
     try:
         return dates.parse_date(value, settings.tz)
     except ValueError as exc:

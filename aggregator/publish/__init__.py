@@ -56,6 +56,7 @@ from aggregator.types import FeedItem
 if TYPE_CHECKING:
     from aggregator.publish.render import FeedMeta
 
+log = logging.getLogger("aggregator")
 timing = logging.getLogger("aggregator.timing")  # how long each stage took (`-v`)
 
 MANIFEST = ".aggregator-manifest.json"
@@ -240,10 +241,20 @@ def publish(
     def present(rels: Iterable[str]) -> bool:
         return all(os.path.isfile(folder + rel) for rel in rels)
 
+    # Post bodies that could not be read when last published, with the entries that showed
+    # them empty: once a file is there again, the documents holding those entries are
+    # rendered afresh; until then they are left alone (and not warned about again).
+    old_unreadable = manifest.get("unreadable") if same_settings else None
+    unreadable: dict[str, list[Any]] = (
+        {p: v for p, v in old_unreadable.items() if isinstance(v, list) and len(v) == 2}
+        if isinstance(old_unreadable, dict)
+        else {}
+    )
+    back = [p for p in unreadable if os.path.exists(p)]
     if (
         same_settings
         and manifest.get("store_revision") == store_revision
-        and not manifest.get("unreadable")
+        and not back
         and all(present(files_of(k, e)) for k, e in old_feeds.items())
         and present([INDEX, OPML, STYLESHEET])
     ):
@@ -260,6 +271,14 @@ def publish(
             leftover.unlink()
     counts = store.feed_counts()
     counts.setdefault("all", ("", 0))
+    forced_feeds: set[str] = set()
+    forced_pages: set[tuple[str, int]] = set()
+    if back:
+        readable = sorted({int(pk) for p in back for pk in unreadable.pop(p)[1]})
+        for key, place in store.places_of(readable):
+            forced_feeds.add(key)
+            if page_size:
+                forced_pages.add((key, (place - 1) // page_size + 1))
     new_manifest: dict[str, Any] = {}
     tasks: list[RenderTask] = []
     wanted: dict[int, set[str]] = {}  # entry pk -> formats it is to be rendered in
@@ -278,6 +297,7 @@ def publish(
         pages = 0 if complete else archive_pages(last_place, page_size)
         if (
             previous
+            and key not in forced_feeds
             and previous.get("revision") == revision
             and previous.get("entries") == entries
             and len(previous.get("pages", ())) == pages
@@ -290,7 +310,7 @@ def publish(
         fingerprint, newest_pks = store.feed_fingerprint(key, config.feeds.entries)
         newest = f"{fingerprint}/{pages}"
         entry = {**previous, "revision": revision, "entries": entries, "fingerprint": newest}
-        if not (
+        if key in forced_feeds or not (
             previous.get("fingerprint") == newest
             and previous.get("entries") == entries
             and present(previous.get("files", {}).values())
@@ -315,6 +335,8 @@ def publish(
             old = old_pages[n - 1] if n <= len(old_pages) else None
             if not (isinstance(old, list) and len(old) == 2 and isinstance(old[1], int)):
                 old = None  # not a page this version wrote: render it all
+            if (key, n) in forced_pages:
+                old = None  # it shows a body that can be read again: render it all
             if (
                 old
                 and old[0] == digest
@@ -338,22 +360,15 @@ def publish(
     loader = bodies or _no_bodies
     touched: set[str] = set()
     rendering = _render_all(store, config, tasks, wanted, workers, progress, loader)
-    unreadable = False
     for key, part, written in rendering:
-        failed_pages = part.pop("unreadable_pages", None)
-        entry = new_manifest[key]
-        entry.update(part)
-        if failed_pages is not None:
-            # A post's body could not be read, so these documents show it empty: they are
-            # rendered afresh next time (a page copies nothing from its file, the revision
-            # and fingerprint match nothing), and the body comes back once it can be read.
-            unreadable = True
-            entry["revision"] = None
-            if failed_pages:
-                for n in failed_pages:
-                    entry["pages"][n - 1] = None
-            else:
-                entry.pop("fingerprint", None)
+        # bodies these documents show empty: (post file, entry pk, why it could not be read)
+        for path, pk, reason in part.pop("unreadable", ()):
+            if path not in unreadable:
+                unreadable[path] = [reason, []]
+                log.warning("%s: body not published: %s", path, reason)
+            if pk not in unreadable[path][1]:
+                unreadable[path][1].append(pk)
+        new_manifest[key].update(part)
         result.written.extend(written)
         touched.add(key)
     result.rendered = len(touched)
@@ -384,7 +399,7 @@ def publish(
             result.written.append(name)
     state = {"settings": settings, "store_revision": store_revision, "feeds": new_manifest}
     if unreadable:
-        state["unreadable"] = True  # not up to date, whatever the store says
+        state["unreadable"] = {p: [r, sorted(pks)] for p, (r, pks) in unreadable.items()}
     blob = json.dumps(
         state,
         ensure_ascii=False, sort_keys=True,
@@ -447,9 +462,8 @@ def _render_task(config: Config, task: RenderTask, blocks: Blocks) -> RenderDone
 
     ref, store = task.ref, blocks.store
     written: list[str] = []
-    blocks.unreadable = False
+    blocks.unreadable = []
     if task.pages:
-        failed: list[int] = []
         size, archived = archive_settings(config)
         total = archive_pages(task.last_place, size)
         for page, since in task.pages:
@@ -465,10 +479,7 @@ def _render_task(config: Config, task: RenderTask, blocks: Blocks) -> RenderDone
                 data = assemble(fmt, meta, blocks.gather(fmt, refs, kept))
                 if write_if_changed(path, data, meta.updated_at):
                     written.append(ref.archive_path(page, fmt))
-            if blocks.unreadable:
-                failed.append(page)
-                blocks.unreadable = False
-        return ref.key, {"unreadable_pages": failed} if failed else {}, written
+        return ref.key, {"unreadable": blocks.unreadable} if blocks.unreadable else {}, written
     refs = store.feed_refs(ref.key, config.feeds.entries)
     updated = _newest_update(refs)
     meta = replace(feed_meta(config, ref, task.last_place, task.complete), updated_at=updated)
@@ -479,7 +490,7 @@ def _render_task(config: Config, task: RenderTask, blocks: Blocks) -> RenderDone
         data = assemble(fmt, meta, blocks.gather(fmt, refs, {}))
         if write_if_changed(config.output_dir / rel, data, updated):
             written.append(rel)
-    entry = {
+    entry: dict[str, Any] = {
         "kind": ref.kind,
         "name": ref.name,
         "title": meta.title,
@@ -487,7 +498,7 @@ def _render_task(config: Config, task: RenderTask, blocks: Blocks) -> RenderDone
         "files": files,
     }
     if blocks.unreadable:
-        entry["unreadable_pages"] = []  # the subscription documents themselves
+        entry["unreadable"] = blocks.unreadable
     return ref.key, entry, written
 
 
@@ -540,8 +551,9 @@ class Blocks:
         self.store = store
         self.bodies = bodies
         self.files: dict[str, int] = {}
-        self.unreadable = False
-        """Whether an entry gathered since this was last reset had a body it could not read."""
+        self.unreadable: list[tuple[str, int, str]] = []
+        """(post file, entry pk, reason) of the bodies gathered since this was last reset that
+        could not be read (they are shown empty)."""
 
     def gather(self, fmt: str, refs: list[ItemRef], kept: dict[str, bytes]) -> list[bytes]:
         """The blocks of these entries, in order: from `kept`, else the block files, else
@@ -557,8 +569,12 @@ class Blocks:
             else:
                 found[ref.entry_id] = block
         if missing:
-            items = [self.bodies(i) for i in self.store.items_by_pk(missing).values()]
-            self.unreadable = self.unreadable or any(i.body_unreadable for i in items)
+            items: list[FeedItem] = []
+            for pk, item in self.store.items_by_pk(missing).items():
+                loaded = self.bodies(item)
+                if loaded.body_error is not None and loaded.body_path is not None:
+                    self.unreadable.append((loaded.body_path, pk, loaded.body_error))
+                items.append(loaded)
             found.update(render_blocks(fmt, items))
         return [found[r.entry_id] for r in refs if r.entry_id in found]
 
@@ -594,7 +610,7 @@ def _render_blocks(
         if item is None:  # deleted meanwhile
             continue
         item = bodies(item)
-        if item.body_unreadable:
+        if item.body_error is not None:
             continue  # left to the documents showing it, which then know (see `Blocks`)
         for fmt in formats:
             by_format.setdefault(fmt, []).append(item)

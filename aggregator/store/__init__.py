@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -405,18 +405,38 @@ class Store:
             rows = conn.exec_driver_sql("SELECT input_id, COUNT(*) FROM versions GROUP BY input_id")
             return {int(i): int(n) for i, n in rows}
 
-    def remove_inputs(self, input_ids: Sequence[int]) -> None:
-        """Forget these inputs and their copies, in one transaction; the entries the copies
-        belonged to are pending (to be decided again: removed when no copy is left)."""
+    def remove_inputs(
+        self, input_ids: Sequence[int], now: datetime, is_dead: Callable[[str], bool]
+    ) -> list[int]:
+        """Forget these inputs and their copies, in one transaction, but for those another
+        process holds a live lease on (`is_dead` tells a lease whose owner is gone); the
+        entries the copies belonged to are pending (to be decided again: removed when no
+        copy is left). Returns the ids removed.
+
+        The input's row is locked first (SQLite: the whole database, from BEGIN IMMEDIATE),
+        so no process can claim it between the lease check and the deletion."""
         ph = self.placeholder
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
+        removed: list[int] = []
         with self.transaction() as tx:
             for input_id in input_ids:
+                row = tx.conn.exec_driver_sql(
+                    f"SELECT lease_owner, lease_until FROM inputs WHERE id = {ph}{lock}",
+                    (input_id,),
+                ).first()
+                if row is None:
+                    continue
+                owner, until = row[0], self.from_db_time(row[1])
+                if owner is not None and until is not None and until >= now and not is_dead(owner):
+                    continue
                 rows = tx.conn.exec_driver_sql(
                     f"SELECT id, identity_key FROM versions WHERE input_id = {ph}", (input_id,)
                 ).all()
                 tx.delete_versions([r[0] for r in rows])
                 tx.mark_pending({r[1] for r in rows})
                 tx.conn.exec_driver_sql(f"DELETE FROM inputs WHERE id = {ph}", (input_id,))
+                removed.append(input_id)
+        return removed
 
     def known_signatures(self, input_id: int) -> dict[str, str]:
         """locator -> signature of every stored copy of an input (to find what changed)."""
@@ -517,6 +537,21 @@ class Store:
         out: dict[int, FeedItem] = {}
         for chunk in _chunks(list(pks)):
             out.update(self._item_rows(self._item_query().where(entries_t.c.id.in_(chunk))))
+        return out
+
+    def places_of(self, pks: Sequence[int]) -> list[tuple[str, int]]:
+        """(feed key, place in its archive) of every feed these entries are in."""
+        out: list[tuple[str, int]] = []
+        with self.reading() as conn:
+            for chunk in _chunks(list(pks)):
+                marks = ", ".join([self.placeholder] * len(chunk))
+                out.extend(
+                    (str(k), int(seq))
+                    for k, seq in conn.exec_driver_sql(
+                        f"SELECT feed_key, seq FROM feed_members WHERE entry_pk IN ({marks})",
+                        tuple(chunk),
+                    )
+                )
         return out
 
     def entries_changed_since(self, revision: int | None) -> list[int]:

@@ -178,9 +178,10 @@ class Batch:
         for chunk in _chunks(keys):
             marks = self._in(len(chunk))
             for r in self._query(
-                "SELECT id, identity_key, published, declared_updated, mtime_ns, locator, "
-                "body_hash, source_key, source_name, tags "
-                f"FROM versions WHERE identity_key IN ({marks})",
+                "SELECT v.id, v.identity_key, v.published, v.declared_updated, v.mtime_ns, "
+                "v.locator, v.body_hash, v.source_key, v.source_name, v.tags, i.kind "
+                "FROM versions v JOIN inputs i ON i.id = v.input_id "
+                f"WHERE v.identity_key IN ({marks})",
                 chunk,
             ):
                 versions[r[1]].append(
@@ -195,6 +196,7 @@ class Batch:
                         source_key=r[7],
                         source_name=r[8],
                         tags=decode_tags(r[9]),
+                        from_origin=r[10] == "origin",
                     )
                 )
             rows = self._query(
