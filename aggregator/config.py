@@ -74,8 +74,9 @@ class Feeds(_Model):
     summary_length: Annotated[Int, Field(ge=0, le=10_000)] = 280
     """Characters of plain text in each entry's summary."""
     archive_page: Annotated[Int, Field(ge=0, le=10_000)] = 100
-    """Entries per archive page (RFC 5005): every feed links back through pages that hold its
-    whole history, each page fixed once full. 0 publishes no archive pages."""
+    """Entries per archive page (RFC 5005): every feed with more entries than its document
+    holds links back through pages that hold its whole history, each page fixed once full (a
+    feed that fits its document is complete and has none). 0 publishes no archive pages."""
     archive_formats: tuple[FeedFormat, ...] = ("atom",)
     """Formats archive pages are published in (of `formats`). Atom by default: RFC 5005 is an
     Atom extension, and each format holds the whole history again."""

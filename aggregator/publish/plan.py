@@ -10,17 +10,18 @@ Layout of the output folder:
     archive/source/<slug>/<n>.atom …
     archive/tag/<slug>/<n>.atom …
 
-Archive pages. Every entry of a feed has a fixed place in it, counted from 1 in the order
-entries joined the feed (see `store.models.FeedMemberRow`); page n holds places
-(n-1)*size+1 .. n*size, where size is `feeds.archive_page`, newest published first within the
-page. A feed whose last place given is L has pages 1 .. L//size+1: all full but the last,
-which holds 0 .. size-1 entries, so a page is full before the next one exists and never needs a
-`next-archive` link added later. Entries that left the feed leave gaps (a page may hold fewer
-entries than its places). The subscription document (`all.atom`) links `prev-archive` to the
-last page; page n links `current` to the subscription document, `prev-archive` to page n-1
-(from page 2) and `next-archive` to page n+1 (up to the last but one) and is marked
-`<fh:archive/>`. Archive folders sit apart from the feeds so a web server can serve them with
-long cache lifetimes: a full page changes only when one of its entries is edited or removed.
+Archive pages. Every entry of a feed has a fixed place in it, counted from 1 in the order entries
+joined the feed (see `store.models.FeedMemberRow`); page n holds places (n-1)*size+1 .. n*size,
+where size is `feeds.archive_page`, newest published first within the page. A feed whose entries all
+fit its subscription document (`feeds.entries`) is complete (`<fh:complete/>`) and has no pages; any
+other whose last place given is L has pages 1 .. L//size+1: all full but the last, which holds 0 ..
+size-1 entries, so a page is full before the next one exists and never needs a `next-archive` link
+added later. Entries that left the feed leave gaps (a page may hold fewer entries than its places).
+The subscription document (`all.atom`) links `prev-archive` to the last page; page n links `current`
+to the subscription document, `prev-archive` to page n-1 (from page 2) and `next-archive` to page
+n+1 (up to the last but one) and is marked `<fh:archive/>`. Archive folders sit apart from the feeds
+so a web server can serve them with long cache lifetimes: a full page changes only when one of its
+entries is edited or removed.
 
 A slug is the normalised name itself whenever that is a safe file name (`联合早报`, `covid-19`),
 so URLs stay readable and stable; a name that had to be changed to be safe (spaces, slashes,
