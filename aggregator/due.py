@@ -45,10 +45,20 @@ class FetchState:
     moved_since: datetime | None = None
     moved_count: int = 0
     retired_at: datetime | None = None
+    last_error: str | None = None
 
     @property
     def fetch_url(self) -> str:
         return self.url or self.location
+
+    def waiting_note(self) -> str:
+        """Why an input did not run: not due yet, and (when it is backing off) what failed."""
+        assert self.next_due_at is not None
+        note = f"not due until {self.next_due_at:%Y-%m-%d %H:%M} UTC"
+        if self.error_count:
+            failures = "1 failure" if self.error_count == 1 else f"{self.error_count} failures"
+            note += f" (retrying after {failures}; last: {self.last_error})"
+        return note
 
     def due(self, now: datetime) -> bool:
         return self.retired_at is None and (self.next_due_at is None or self.next_due_at <= now)

@@ -163,8 +163,7 @@ def run_feed_inputs(
             result.ran = False
             continue
         if not force and not state.due(now):
-            assert state.next_due_at is not None
-            result.note = f"not due until {state.next_due_at:%Y-%m-%d %H:%M} UTC"
+            result.note = state.waiting_note()
             result.ran = False
             continue
         jobs[input_id] = _Job(inp, input_id, state, result)

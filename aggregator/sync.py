@@ -373,15 +373,9 @@ def run_inputs(
             if not isinstance(inp, FeedInput) and not states[ids[inp.display_name]].due(now)
         ]
         for waits in waiting:
-            next_due = states[ids[waits.display_name]].next_due_at
             name, kind, location = input_spec(config, waits)
-            done[name] = InputReport(
-                name,
-                kind,
-                location,
-                note=f"not due until {next_due:%Y-%m-%d %H:%M} UTC",
-                ran=False,
-            )
+            note = states[ids[waits.display_name]].waiting_note()
+            done[name] = InputReport(name, kind, location, note=note, ran=False)
         chosen = [inp for inp in chosen if inp.display_name not in done]
     for inp in chosen:
         if isinstance(inp, FilesInput):

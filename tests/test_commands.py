@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import http_server as hs
@@ -120,6 +121,13 @@ def test_sync_with_an_unreachable_feed_exits_1_and_names_it(tmp_path: Path) -> N
         (folder / "config.yaml").write_text(text, encoding="utf-8")
         result = run("sync", cwd=folder)
         listing = run("inputs", cwd=folder)
+        again = run("sync", cwd=folder)
+    # Backing off, the feed is not fetched again so soon; the run says why, and what failed.
+    assert re.search(
+        r"^bad: not due until \S+ \S+ UTC \(retrying after 1 failure; last: HTTP 404\)$",
+        again.stdout,
+        re.M,
+    ), again.stdout
     assert result.returncode == 1
     assert f"error: input bad: {bad}: HTTP 404" in result.stderr
     assert "Traceback" not in result.stderr

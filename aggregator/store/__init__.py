@@ -266,6 +266,7 @@ class Store:
                         moved_since=r.moved_since,
                         moved_count=r.moved_count or 0,
                         retired_at=r.retired_at,
+                        last_error=r.last_error,
                     )
         return out
 
