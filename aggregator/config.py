@@ -388,13 +388,16 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         text = file.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"{file}: config file not found") from None
+        where = "" if file.is_absolute() else f" (looked for {file.resolve()})"
+        raise ConfigError(
+            f"{file}: config file not found{where}; choose one with --config PATH or {CONFIG_ENV}"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read config file ({exc})") from None
     try:
         data = yaml.load(text, Loader=yaml.CSafeLoader) if text.strip() else {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({_one_line(exc)})") from None
+        raise ConfigError(f"{file}{_yaml_problem(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -465,3 +468,16 @@ def _message(err: Any) -> str:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """`:LINE:COLUMN: not valid YAML: problem (context at line N)` for a file's YAML error."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return f": not valid YAML ({_one_line(exc)})"
+    out = f":{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        out += f" ({context} at line {context_mark.line + 1})"
+    return out

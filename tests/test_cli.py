@@ -293,7 +293,21 @@ def test_config_file_is_chosen_by_option_or_environment(site: Path, tmp_path: Pa
     result = run("check", cwd=elsewhere, env=env)
     assert result.returncode == 0 and "input archive: files" in result.stdout
     missing = run("--config", "nope.yaml", "check", cwd=elsewhere)
-    assert missing.returncode == 2 and "nope.yaml: config file not found" in missing.stderr
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        f"error: nope.yaml: config file not found (looked for {elsewhere / 'nope.yaml'}); "
+        "choose one with --config PATH or AGGREGATOR_CONFIG\n"
+    )
+
+
+def test_a_yaml_mistake_names_the_line_and_column(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("output: [public\ninputs: []\n", encoding="utf-8")
+    result = run("check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: config.yaml:2:7: not valid YAML: did not find expected ',' or ']' "
+        "(while parsing a flow sequence at line 1)\n"
+    )
 
 
 def test_unreachable_database_is_one_line_exit_1(site: Path) -> None:
