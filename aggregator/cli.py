@@ -267,6 +267,7 @@ def check(ctx: click.Context) -> None:
     """Validate the configuration file and say what it configures."""
     config = load_config(ctx)
     click.echo(f"{ctx.obj['config']}: ok")
+    from aggregator.config import format_duration
     from aggregator.store import describe_url
 
     click.echo(f"  database: {describe_url(config.database_url)}")
@@ -279,7 +280,7 @@ def check(ctx: click.Context) -> None:
             exists = "" if where.is_dir() else "  [folder not found]"
             click.echo(f"  input {inp.display_name}: {inp.kind} {where}{state}{exists}")
         elif inp.kind == "feed":
-            every = f" every {inp.every}"
+            every = f" every {format_duration(inp.every)}"
             click.echo(f"  input {inp.display_name}: {inp.kind} {inp.url}{every}{state}")
         else:
             where = f"up to {inp.per_run} original pages per sync"

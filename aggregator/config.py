@@ -129,6 +129,17 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def format_duration(value: timedelta) -> str:
+    """A duration as the config writes it: `30m`, `2h`, `1d12h`, `90s` (`0s` for none)."""
+    seconds = round(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
 def _not_negative(value: timedelta) -> timedelta:
     if value < timedelta(0):
         raise ValueError("must not be negative (a duration like 30m, 1h or 1d; 0 for none)")

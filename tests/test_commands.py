@@ -150,7 +150,7 @@ def test_check_shows_every_kind_of_input(tmp_path: Path) -> None:
     (folder / "config.yaml").write_text(text, encoding="utf-8")
     result = run("check", cwd=folder)
     assert result.returncode == 0, result.stderr
-    assert "input radio: feed https://radio.example/feed.xml every 2:00:00" in result.stdout
+    assert "input radio: feed https://radio.example/feed.xml every 2h" in result.stdout
     assert "input origin: origin, up to 10 original pages per sync (disabled)" in result.stdout
 
 

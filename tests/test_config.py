@@ -110,6 +110,15 @@ def test_durations_in_every_unit() -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "shown"),
+    [("15m", "15m"), ("2h", "2h"), ("7d", "7d"), ("90s", "1m30s"), ("36h", "1d12h"),
+     (5401, "1h30m1s"), (0, "0s")],
+)  # fmt: skip
+def test_durations_are_shown_in_the_config_s_units(written: object, shown: str) -> None:
+    assert config.format_duration(config.parse_duration(written)) == shown
+
+
+@pytest.mark.parametrize(
     ("data", "message"),
     [
         (
