@@ -141,13 +141,22 @@ def print_feeds(listing: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
+    urls = [f["urls"].get("atom") or next(iter(f["urls"].values())) for f in listing]
     table = Table()
-    for col in ("kind", "name", "entries", "updated", "url"):
+    for col in ("kind", "name", "entries", "updated (UTC)"):
         table.add_column(col, justify="right" if col == "entries" else "left")
-    for f in listing:
-        url = f["urls"].get("atom") or next(iter(f["urls"].values()))
-        table.add_row(f["kind"], f["name"], str(f["entries"]), f["updated"], url)
+    # the column a person copies from: never cut short (folded onto more lines if need be)
+    table.add_column("url", overflow="fold")
+    for f, url in zip(listing, urls, strict=True):
+        table.add_row(f["kind"], f["name"], str(f["entries"]), _short_time(f["updated"]), url)
     console.print(table)
+
+
+def _short_time(value: str | None) -> str:
+    """An ISO time from a listing, for a table: `2026-11-22 10:04` (UTC)."""
+    if not value:
+        return ""
+    return f"{datetime.fromisoformat(value.replace('Z', '+00:00')).astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
 def input_listing(
@@ -238,8 +247,15 @@ def print_inputs(listing: list[dict[str, Any]]) -> None:
 
     console = Console(highlight=False)
     table = Table()
+    times = ("last_attempt", "last_success", "next_due")
     for col in (*columns, "last_error"):
-        table.add_column(col.replace("_", " "))
+        header = col.replace("_", " ") + (" (UTC)" if col in times else "")
+        table.add_column(header, overflow="fold" if col == "location" else "ellipsis")
     for i in listing:
-        table.add_row(*(str(i[c] or "") for c in (*columns, "last_error")))
+        table.add_row(
+            *(
+                _short_time(i[c]) if c in times else str(i[c] if i[c] is not None else "")
+                for c in (*columns, "last_error")
+            )
+        )
     console.print(table)
