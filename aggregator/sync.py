@@ -452,10 +452,11 @@ def sync(
             bodies=BodyLoader(config.feeds.summary_length),
         )
         timing.info(
-            "published %d feeds (%d files written) in %.2fs",
-            report.published.rendered,
-            len(report.published.written),
+            "published in %.2fs: %d of %d feeds rendered again, %d files written",
             time.perf_counter() - started,
+            report.published.rendered,
+            len(report.published.feeds),
+            len(report.published.written),
         )
         report.entries_total = store.entry_count()
     finally:

@@ -121,7 +121,9 @@ def measure(
 _STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
 _INPUT_LINE = re.compile(_STAMP + r" input (\S+): (.*) in ([\d.]+)s$")
 _DECIDED = re.compile(_STAMP + r" decided entries in ([\d.]+)s$")
-_PUBLISHED = re.compile(_STAMP + r" published (\d+) feeds \((\d+) files written\) in ([\d.]+)s$")
+_PUBLISHED = re.compile(
+    _STAMP + r" published in ([\d.]+)s: (\d+) of \d+ feeds rendered again, (\d+) files written$"
+)
 _RENDERED = re.compile(_STAMP + r" rendered (\d+) entries \((\d+) blocks\) in ([\d.]+)s")
 
 
@@ -162,7 +164,7 @@ def phases(run: Run) -> Phases:
         elif m := _DECIDED.match(line):
             decided = (_when(m.group(1)), float(m.group(2)))
         elif m := _PUBLISHED.match(line):
-            published = (_when(m.group(1)), float(m.group(4)))
+            published = (_when(m.group(1)), float(m.group(2)))
         elif m := _RENDERED.match(line):
             ph.render = float(m.group(4))
     if starts:
