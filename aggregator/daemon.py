@@ -121,6 +121,14 @@ class Stats:
         total[1] += done.seconds
 
 
+def failing_inputs(listing: list[dict[str, Any]]) -> list[str]:
+    """Names of the enabled inputs whose last run failed. The stored status says how ("error",
+    "HTTP 404", "HTTP 200" for a page that is not a feed, "gone"…), so it is not the test:
+    the error count is, which every success resets (the same number /metrics reports as
+    consecutive failures)."""
+    return [i["name"] for i in listing if i["error_count"] > 0 and i["status"] != "disabled"]
+
+
 def outcome(report: InputReport) -> str:
     if report.error:
         return "error"
@@ -340,7 +348,7 @@ class Daemon:
         except StoreError as exc:
             return 503, {"status": "error", "error": f"store unreachable: {exc}"}
         listing = input_listing(self.config, {r["name"]: r for r in rows})
-        failing = [i["name"] for i in listing if i["status"] == "error"]
+        failing = failing_inputs(listing)
         return 200, {
             "status": "degraded" if failing else "ok",
             "failing": failing,

@@ -191,6 +191,45 @@ def test_healthz_and_metrics(site: Path) -> None:
         assert "aggregator_entries 2.0" in text
 
 
+def test_healthz_lists_feeds_that_fail_without_an_error_status(tmp_path: Path) -> None:
+    """A feed answering 404 and a page that is not a feed are failing (their stored status is
+    "HTTP 404" and "HTTP 200"): /healthz lists them and says "degraded", still with 200 since
+    the store answers, and /metrics counts the same failures."""
+    shutil.copytree(SEEDS, tmp_path / "posts")
+    with hs.serve() as server:
+        missing = server.route("/missing.xml", hs.status(404))
+        page = server.route(
+            "/page.html",
+            hs.static(b"<!DOCTYPE html><html><body><p>Hello</p></body></html>", "text/html"),
+        )
+        config = write_config(
+            tmp_path,
+            inputs=[
+                {"kind": "files", "path": "posts", "name": "archive", "every": "1h"},
+                {"kind": "feed", "url": missing, "name": "missing", "every": "1h"},
+                {"kind": "feed", "url": page, "name": "page", "every": "1h"},
+            ],
+            fetch={"allow_private_networks": True},
+        )
+        with dp.running(config) as d:
+            for name in ("archive", "missing", "page"):
+                d.wait_for(lambda e, name=name: e.get("event") == "refresh" and e["input"] == name)
+            status, _, body = d.get("/healthz")
+            metrics = d.get("/metrics")[2].decode()
+            assert d.stop() == 0
+    health = json.loads(body)
+    assert status == 200
+    assert health["status"] == "degraded"
+    assert health["failing"] == ["missing", "page"]
+    listed = {i["name"]: i for i in health["inputs"]}
+    assert listed["missing"]["status"] == "HTTP 404" and listed["missing"]["error_count"] == 1
+    assert listed["page"]["status"] == "HTTP 200" and listed["page"]["error_count"] == 1
+    for name, failures in (("archive", 0), ("missing", 1), ("page", 1)):
+        kind = "files" if name == "archive" else "feed"
+        line = f'aggregator_input_consecutive_failures{{input="{name}",kind="{kind}"}}'
+        assert f"{line} {failures}.0" in metrics
+
+
 @pytest.mark.postgres
 def test_healthz_is_not_200_when_the_store_is_unreachable(tmp_path: Path) -> None:
     # A server of its own, since this test stops it.
