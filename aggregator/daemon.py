@@ -23,6 +23,7 @@ transactions commit, files are replaced whole), leases are released, exit 0.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -55,6 +56,7 @@ from aggregator.sync import (
 )
 
 log = logging.getLogger("aggregator")
+timing = logging.getLogger("aggregator.timing")  # when each publish starts (`-v`)
 
 BATCH_WINDOW = 0.2
 """Seconds to wait for other inputs coming due, so they are refreshed together."""
@@ -164,7 +166,9 @@ class Daemon:
 
     async def refresh(self, name: str) -> None:
         """The scheduler's job for one input: join the next batch and wait for its end (so the
-        scheduler sees the run as going on, and starts no second one)."""
+        scheduler sees the run as going on, and starts no second one). When the daemon stops,
+        the scheduler cancels the wait: runs not started are dropped, and a refresh under way
+        goes on in its lane (`drain` waits for it)."""
         if self.stopping:
             return
         assert self.loop is not None
@@ -282,6 +286,7 @@ class Daemon:
         while not self.stopping:
             self.publish_again = False
             started = time.perf_counter()
+            timing.info("publishing", extra={"fields": {"event": "publish-start"}})
             try:
                 result = await self.loop.run_in_executor(self.publish_lane, self._publish)
             except AggregatorError as exc:
@@ -394,7 +399,8 @@ class Daemon:
         assert self.schedule is not None
         for name, first in due.items():
             inp = self.inputs[name]
-            self.schedule.add_input(name, self._job(name), inp.every, first or datetime.now(UTC))
+            job = functools.partial(self.refresh, name)
+            self.schedule.add_input(name, job, inp.every, first or datetime.now(UTC))
             if first is None:
                 self.schedule.stop_input(name)
 
@@ -455,19 +461,6 @@ class Daemon:
             },
         )
         self.publish_soon()  # feed settings may have changed; cheap when nothing did
-
-    def _job(self, name: str) -> Any:
-        async def job() -> None:
-            try:
-                await self.refresh(name)
-            except asyncio.CancelledError:
-                # Stopping: the scheduler cancels the jobs it runs (APScheduler would log that
-                # as an error, with a traceback), and runs not started yet are dropped. A
-                # refresh under way goes on in its lane; `drain` waits for it.
-                if not self.stopping:
-                    raise
-
-        return job
 
     def stop(self) -> None:
         """Take no new work (the refresh and publish under way finish)."""

@@ -32,6 +32,7 @@ class Schedule:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.every: dict[str, timedelta] = {}
+        self.stopped = False
         # APScheduler logs a warning each time a run is skipped because the previous one still
         # runs; here that is the intended behaviour, not news.
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
@@ -42,7 +43,7 @@ class Schedule:
         self.every[name] = every
         spread = every.total_seconds() * self.jitter
         self.scheduler.add_job(
-            job,
+            self._quiet_at_shutdown(job),
             IntervalTrigger(seconds=every.total_seconds(), jitter=spread or None, timezone=UTC),
             id=f"input:{name}",
             name=name,
@@ -58,9 +59,10 @@ class Schedule:
     def add_periodic(self, job_id: str, job: Job, every: timedelta) -> None:
         """Run `job` every `every` (replacing a periodic job of that id)."""
         self.scheduler.add_job(
-            job,
+            self._quiet_at_shutdown(job),
             IntervalTrigger(seconds=every.total_seconds(), timezone=UTC),
             id=job_id,
+            name=job_id,
             replace_existing=True,
         )
 
@@ -68,7 +70,13 @@ class Schedule:
         """Run `job` once after `delay`, unless such a run is already waiting (a debounce:
         changes close together lead to one run)."""
         if self.scheduler.get_job(job_id) is None:
-            self.scheduler.add_job(job, "date", run_date=datetime.now(UTC) + delay, id=job_id)
+            self.scheduler.add_job(
+                self._quiet_at_shutdown(job),
+                "date",
+                run_date=datetime.now(UTC) + delay,
+                id=job_id,
+                name=job_id,
+            )
 
     def next_run(self, name: str, due: datetime | None, now: datetime) -> datetime:
         """Set the next refresh of an input from the store's due time (backoff, Retry-After,
@@ -91,9 +99,26 @@ class Schedule:
         if job is not None:
             job.pause()
 
+    def _quiet_at_shutdown(self, job: Job) -> Job:
+        """`job`, ended quietly when `shutdown` cancels it: APScheduler cancels the jobs it
+        runs when it shuts down and would log each as an error, with a traceback. Only the
+        wait is cut; what the job started (a refresh, a publish) goes on, and its owner waits
+        for it."""
+
+        async def run() -> None:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                if not self.stopped:
+                    raise
+
+        return run
+
     def start(self) -> None:
         self.scheduler.start()
 
     def shutdown(self) -> None:
+        """Start no more jobs, and cancel those running (see `_quiet_at_shutdown`)."""
+        self.stopped = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)

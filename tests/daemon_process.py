@@ -89,8 +89,12 @@ class Daemon:
 
 
 @contextmanager
-def running(config: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Daemon]:
-    command = [sys.executable, "-m", "aggregator", "--config", str(config), "serve"]
+def running(
+    config: Path, *args: str, env: dict[str, str] | None = None, verbose: bool = False
+) -> Iterator[Daemon]:
+    """`aggregator serve` with `args`; `verbose` adds `-v` (timings, publish starts)."""
+    command = [sys.executable, "-m", "aggregator", "--config", str(config)]
+    command += ["-v", "serve"] if verbose else ["serve"]
     proc = subprocess.Popen(
         [*command, "--port", "0", "--log-format", "json", *args],
         stdout=subprocess.DEVNULL,

@@ -300,6 +300,28 @@ def test_sigterm_before_a_refresh_starts_is_quiet(site: Path) -> None:
     assert not [line for line in d.lines if "Traceback" in line]
 
 
+def test_sigterm_during_a_publish_is_quiet(tmp_path: Path) -> None:
+    """Stopped while a publish runs (here the first publish of 1,500 posts): the publish
+    finishes, and the scheduler's cancelling its job is no error and no traceback."""
+    make_posts(tmp_path / "posts", 1500)
+    config = write_config(
+        tmp_path,
+        inputs=[{"kind": "files", "path": "posts", "every": "1h"}],
+        serve={"publish_delay": "0.2s", "check_every": "1h"},  # one publish after the refresh
+    )
+    with dp.running(config, verbose=True) as d:
+        d.wait_for(lambda e: e.get("event") == "refresh" and e["new"] == 1500, timeout=120)
+        mark = len(d.events)
+        d.wait_for(lambda e: e.get("event") == "publish-start", after=mark)
+        assert d.stop(signal.SIGTERM) == 0
+    messages = [e.get("event") or e.get("message") for e in d.events[mark:]]
+    # The signal came while the publish ran: it finished after the stop began.
+    assert messages.index("stopping: finishing the work under way") < messages.index("publish")
+    assert messages[-1] == "stopped"
+    assert not [e for e in d.events if e.get("level") == "error"], d.lines
+    assert not [line for line in d.lines if "Traceback" in line]
+
+
 def test_sighup_applies_a_changed_configuration_and_keeps_a_broken_one_out(
     tmp_path: Path,
 ) -> None:
