@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aggregator.config import Config
 from aggregator.config import Input as InputConfig
@@ -564,6 +566,37 @@ def setup_logging(log_format: str, verbose: bool) -> None:
 # ---- the process ----------------------------------------------------------------------------
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 input`, `2 inputs`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def base_url_mismatch(base_url: str, port: int) -> str | None:
+    """What to tell someone whose site.base_url is this machine on another port than the one
+    served (`serve --port 8002` with the default base URL): the links in the feeds and the
+    index point to base_url. A public base URL is left alone: it may well be a proxy in front
+    of this port."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        loopback = True
+    else:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+    try:
+        linked = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # not a port number: config validation's business
+        return None
+    if not loopback or linked == port:
+        return None
+    return (
+        f"links in the feeds point to {base_url} (site.base_url), port {linked}, but this "
+        f"daemon listens on port {port}: set site.base_url to the address readers use"
+    )
+
+
 def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound here so that a port in use is a clear one-line error."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -631,13 +664,16 @@ def serve(config: Config, host: str, port: int, config_file: Path | None = None)
         loop.add_signal_handler(signal.SIGHUP, on_hangup)
         bound = sock.getsockname()
         log.info(
-            "serving %s on http://%s:%d/ (%d inputs)",
-            config.site.base_url,
+            "listening on http://%s:%d/ (%s); feeds link to %s (site.base_url)",
             host if ":" not in host else f"[{host}]",
             bound[1],
-            len(daemon.inputs),
+            plural(len(daemon.inputs), "input"),
+            config.site.base_url,
             extra={"fields": {"event": "listening", "port": bound[1]}},
         )
+        mismatch = base_url_mismatch(config.site.base_url, bound[1])
+        if mismatch:
+            log.warning("%s", mismatch)
         daemon.start(loop)
         try:
             await server.serve(sockets=[sock])

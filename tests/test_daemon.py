@@ -25,6 +25,7 @@ import yaml
 from lxml import etree
 from pg_server import PostgresServer, find_bindir
 
+from aggregator import daemon
 from aggregator.store import Store
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -143,6 +144,49 @@ def _iso(value: str) -> Any:
     from datetime import datetime
 
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_start_says_where_it_listens_and_warns_when_links_point_to_another_port(
+    site: Path,
+) -> None:
+    """`serve --port N` with the default site.base_url (this machine, port 8000): the feeds
+    link to port 8000, which the start says in one warning."""
+    with dp.running(site) as d:
+        assert d.stop() == 0
+    [listening] = [e for e in d.events if e.get("event") == "listening"]
+    assert listening["message"] == (
+        f"listening on http://127.0.0.1:{d.port}/ (1 input); "
+        "feeds link to http://127.0.0.1:8000/news/ (site.base_url)"
+    )
+    [warning] = [e for e in d.events if e["level"] == "warning"]
+    assert warning["message"] == (
+        "links in the feeds point to http://127.0.0.1:8000/news/ (site.base_url), port 8000, "
+        f"but this daemon listens on port {d.port}: set site.base_url to the address readers use"
+    )
+
+
+@pytest.mark.parametrize(
+    ("base_url", "port", "warns"),
+    [
+        ("http://127.0.0.1:8000/news/", 8002, True),
+        ("http://localhost:8000/", 8002, True),
+        ("http://[::1]:8000/", 8002, True),
+        ("http://127.0.0.2/", 8000, True),  # port 80
+        ("http://127.0.0.1:8000/news/", 8000, False),
+        ("http://localhost/", 80, False),
+        ("https://localhost/", 443, False),
+        ("https://news.example.org/", 8002, False),  # a proxy in front: not ours to judge
+        ("http://192.0.2.7:8000/", 8002, False),
+    ],
+)
+def test_base_url_mismatch_only_for_this_machine_on_another_port(
+    base_url: str, port: int, warns: bool
+) -> None:
+    assert (daemon.base_url_mismatch(base_url, port) is not None) == warns
+
+
+def test_plural() -> None:
+    assert [daemon.plural(n, "input") for n in (0, 1, 2)] == ["0 inputs", "1 input", "2 inputs"]
 
 
 def test_serves_nothing_outside_the_output_and_changes_nothing(site: Path) -> None:
