@@ -302,9 +302,9 @@ class Daemon:
                 self.stats.last_publish = time.time()
                 if result.written or result.removed:
                     log.info(
-                        "published %d feeds, %d files written, %d removed in %.2fs",
-                        result.rendered,
-                        len(result.written),
+                        "published %s, %s written, %d removed in %.2fs",
+                        plural(result.rendered, "feed"),
+                        plural(len(result.written), "file"),
                         len(result.removed),
                         time.perf_counter() - started,
                         extra={"fields": {"event": "publish", "files": len(result.written)}},
@@ -343,7 +343,8 @@ class Daemon:
         problems = await fetch.ping_hub(hub, topics, fetch_settings(self.config))
         for problem in problems:
             log.warning("websub: %s", problem)
-        log.info("websub: told %s about %d changed feeds", hub, len(topics) - len(problems))
+        told = plural(len(topics) - len(problems), "changed feed")
+        log.info("websub: told %s about %s", hub, told)
 
     # ---- health and metrics -------------------------------------------------------------
 
@@ -448,9 +449,9 @@ class Daemon:
         self._schedule_inputs(due)
         self.schedule.add_periodic("check", self.publish_now, config.serve.check_every)
         log.info(
-            "reloaded %s: %d inputs added, %d removed, %d changed",
+            "reloaded %s: %s added, %d removed, %d changed",
             self.config_file,
-            len(added),
+            plural(len(added), "input"),
             len(removed),
             len(changed),
             extra={

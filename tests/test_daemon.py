@@ -387,6 +387,7 @@ def test_sighup_applies_a_changed_configuration_and_keeps_a_broken_one_out(
         d.proc.send_signal(signal.SIGHUP)
         reload = d.wait_for(lambda e: e.get("event") == "reload", after=mark)
         assert (reload["added"], reload["removed"], reload["changed"]) == (["more"], [], [])
+        assert reload["message"].endswith(": 1 input added, 0 removed, 0 changed")
         refresh = d.wait_for(lambda e: e.get("input") == "more", after=mark)
         assert refresh["outcome"] == "ok" and refresh["new"] == 3
         wait_for_file(d, "/news/all.atom", b"Post 2")
