@@ -23,6 +23,7 @@ transactions commit, files are replaced whole), leases are released, exit 0.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import ipaddress
 import json
@@ -604,6 +605,23 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """The one line for a port that could not be had: what to do when it is taken, else the
+    system's reason (without the "(while attempting to bind on address …)" that
+    `socket.create_server` adds to it)."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {where}: address already in use (is another aggregator serve "
+            "running? use --port or serve.port)"
+        )
+    if exc.errno is not None and exc.errno > 0:
+        reason = os.strerror(exc.errno)
+    else:  # a host name that does not resolve (a getaddrinfo error code)
+        reason = str(exc.strerror or exc).split(" (while attempting to bind", 1)[0]
+    return f"cannot listen on {where}: {reason[:1].lower()}{reason[1:]}"
+
+
 def serve(config: Config, host: str, port: int, config_file: Path | None = None) -> int:
     """Run the daemon until SIGTERM or SIGINT; returns the exit code. SIGHUP reads
     `config_file` again (see `Daemon.reload`)."""
@@ -614,7 +632,7 @@ def serve(config: Config, host: str, port: int, config_file: Path | None = None)
     try:
         sock = listen(host, port)
     except OSError as exc:
-        raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        raise ServeError(cannot_listen(host, port, exc)) from None
     store = Store.open(config.database_url)
     daemon = Daemon(config, store)
     daemon.config_file = config_file

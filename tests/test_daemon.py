@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import shutil
@@ -187,6 +188,55 @@ def test_base_url_mismatch_only_for_this_machine_on_another_port(
 
 def test_plural() -> None:
     assert [daemon.plural(n, "input") for n in (0, 1, 2)] == ["0 inputs", "1 input", "2 inputs"]
+
+
+def test_a_port_in_use_is_one_line_that_says_what_to_do(site: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "aggregator", "--config", str(site), "serve"]
+        done = subprocess.run(
+            [*command, "--port", str(port)],
+            capture_output=True, text=True, cwd=site.parent, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use (is another "
+        "aggregator serve running? use --port or serve.port)\n"
+    )
+
+
+def bind_error(code: int, reason: str, host: str) -> OSError:
+    """What `socket.create_server` raises when it cannot bind."""
+    return OSError(code, f"{reason} (while attempting to bind on address ({host!r}, 8000))")
+
+
+@pytest.mark.parametrize(
+    ("host", "error", "message"),
+    [
+        (
+            "::1",
+            bind_error(errno.EADDRINUSE, "Address already in use", "::1"),
+            "cannot listen on [::1]:8000: address already in use (is another aggregator "
+            "serve running? use --port or serve.port)",
+        ),
+        (
+            "192.0.2.1",
+            bind_error(errno.EADDRNOTAVAIL, "Cannot assign requested address", "192.0.2.1"),
+            "cannot listen on 192.0.2.1:8000: cannot assign requested address",
+        ),
+        (
+            "news.invalid",
+            bind_error(socket.EAI_NONAME, "Name or service not known", "news.invalid"),
+            "cannot listen on news.invalid:8000: name or service not known",
+        ),
+    ],
+)
+def test_cannot_listen_gives_the_reason_in_plain_words(
+    host: str, error: OSError, message: str
+) -> None:
+    assert daemon.cannot_listen(host, 8000, error) == message
 
 
 def test_serves_nothing_outside_the_output_and_changes_nothing(site: Path) -> None:
