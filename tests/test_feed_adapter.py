@@ -440,3 +440,43 @@ def test_an_atom_id_that_is_no_web_address_is_not_the_link() -> None:
     )
     for doc in read_by_both(data):
         assert (doc.items[0].guid, doc.items[0].link) == ("tag:site.example,2022:1", None)
+
+
+PRIVATE_HOSTS = ["127.0.0.1:8765", "localhost", "192.168.1.5", "10.1.2.3", "[::1]", "printer.local"]
+
+
+def private_rss(host: str) -> bytes:
+    base = f"http://{host}"
+    return (
+        f"<rss version='2.0'><channel><title>Home</title><link>{base}/</link>"
+        f"<item><title>A</title><link>{base}/a1.html</link><guid>a1</guid>"
+        f"<enclosure url='{base}/a1.mp3' type='audio/mpeg' length='5'/></item>"
+        f"<item><title>B</title><guid>{base}/b1.html</guid></item>"  # permalink GUID as link
+        "</channel></rss>"
+    ).encode()
+
+
+def private_atom(host: str) -> bytes:
+    base = f"http://{host}"
+    return (
+        "<feed xmlns='http://www.w3.org/2005/Atom'><title>Home</title><id>urn:home</id>"
+        f"<link href='{base}/'/><updated>2022-07-12T00:00:00Z</updated>"
+        f"<entry><title>A</title><id>urn:a1</id><link href='{base}/a1.html'/>"
+        f"<link rel='enclosure' href='{base}/a1.mp3' type='audio/mpeg' length='5'/>"
+        "<updated>2022-07-12T00:00:00Z</updated></entry></feed>"
+    ).encode()
+
+
+@pytest.mark.parametrize("host", PRIVATE_HOSTS)
+def test_links_to_private_network_hosts_are_kept(parser: str, host: str) -> None:
+    # feedparser-rs blanks such links (a request-forgery filter); with
+    # allow_private_networks a home server's feed is read, and its entries need their links.
+    base = f"http://{host}"
+    rss = feed.parse_document(private_rss(host), f"{base}/feed.xml")
+    assert rss.link == f"{base}/"
+    assert [item.link for item in rss.items] == [f"{base}/a1.html", f"{base}/b1.html"]
+    assert rss.items[0].enclosures == ((f"{base}/a1.mp3", "audio/mpeg", 5),)
+    atom = feed.parse_document(private_atom(host), f"{base}/atom.xml")
+    assert atom.link == f"{base}/"
+    assert atom.items[0].link == f"{base}/a1.html"
+    assert atom.items[0].enclosures == ((f"{base}/a1.mp3", "audio/mpeg", 5),)

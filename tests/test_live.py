@@ -470,3 +470,20 @@ def test_a_feed_teaser_dated_like_the_archived_copy_does_not_replace_it(
     assert report.entries_total == 1
     (entry,) = published(cfg).entries
     assert "存档的全文" in entry.content[0].value
+
+
+def test_a_private_network_feed_publishes_its_links(tmp_path: Path) -> None:
+    # A home server's feed (allow_private_networks): its links name 127.0.0.1 too.
+    with hs.serve() as server:
+        page, sound = server.url("/a1.html"), server.url("/a1.mp3")
+        enclosure = f"<enclosure url='{sound}' type='audio/mpeg' length='5'/>"
+        url = server.route(
+            "/feed.xml",
+            hs.static(rss(item(1, link=page).replace("</item>", f"{enclosure}</item>"))),
+        )
+        cfg = make_config(tmp_path, [{"url": url, "name": "home"}])
+        run(cfg)
+    (entry,) = json.loads((cfg.output_dir / "all.json").read_text())["items"]
+    assert entry["url"] == page
+    assert [a["url"] for a in entry["attachments"]] == [sound]
+    assert published(cfg).entries[0].link == page
