@@ -262,6 +262,21 @@ def test_malformed_feed_is_recovered_by_feedparser() -> None:
     assert doc.warnings and doc.warnings[0].startswith("not well-formed")
 
 
+@pytest.mark.parametrize("data", [RSS.split(b"<item>")[0], ATOM.split(b"<entry>")[0]])
+def test_a_feed_cut_off_before_its_first_item_is_a_parse_error(data: bytes) -> None:
+    with pytest.raises(ParseError, match="not well-formed, and no item could be read"):
+        feed.parse_document(data, URL)
+
+
+def test_a_feed_without_items_is_read(parser: str) -> None:
+    data = b"<rss version='2.0'><channel><title>Quiet</title></channel></rss>"
+    doc = feed.parse_document(data, URL)
+    assert (doc.title, doc.items, doc.warnings) == ("Quiet", (), ())
+    # an HTML entity XML does not define loses nothing: still a feed with no items
+    lenient = feed.parse_document(data.replace(b"Quiet", b"Quiet &yen;"), URL)
+    assert (lenient.title, lenient.items) == ("Quiet \xa5", ())
+
+
 def test_a_guid_repeated_in_one_document_is_one_version(parser: str) -> None:
     item = "<item><title>Same {n}</title><guid>dup</guid><description>v{n}</description></item>"
     items = item.format(n=1) + item.format(n=2)

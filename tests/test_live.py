@@ -487,3 +487,15 @@ def test_a_private_network_feed_publishes_its_links(tmp_path: Path) -> None:
     assert entry["url"] == page
     assert [a["url"] for a in entry["attachments"]] == [sound]
     assert published(cfg).entries[0].link == page
+
+
+def test_a_feed_cut_off_before_its_first_item_is_an_error(tmp_path: Path) -> None:
+    # Read as an empty feed, it showed as "ok" with nothing new, run after run.
+    cut = rss(item(1)).split(b"<item>")[0]
+    with hs.serve() as server:
+        url = server.route("/cut.xml", hs.static(cut))
+        cfg = make_config(tmp_path, [{"url": url, "name": "cut"}])
+        report = run(cfg)
+    assert "not well-formed, and no item could be read" in (report.failed[0].error or "")
+    row = input_row(cfg, "cut")
+    assert row["error_count"] == 1 and row["etag"] is None

@@ -42,6 +42,10 @@ _WESTERN = frozenset({"iso8859-1", "cp1252", "ascii", "iso8859-15"})
 # The first item or entry of a document, and an element in it that says when it was updated
 # (Atom <updated>, Atom 0.3 <modified>, RSS <atom:updated>, <a10:updated>, <dcterms:modified>).
 _FIRST_ITEM = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?(?:item|entry))[\s>]")
+# The end of a complete document: its root closes, then only comments and white space follow.
+_ROOT_END = re.compile(
+    rb"</(?:[A-Za-z_][\w.-]*:)?(?:rss|feed|RDF)\s*>\s*(?:<!--.*?-->\s*)*\Z", re.S
+)
 _UPDATED_ELEMENT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:updated|modified)[\s/>]")
 
 
@@ -210,16 +214,18 @@ def _parse_xml(text: str, url: str) -> FeedDocument:
         )
     feed = parsed.get("feed", {})
     entries = parsed.get("entries", [])
+    problem = parsed.get("bozo_exception")
     if not entries and parsed.get("version", "") == "":
-        problem = parsed.get("bozo_exception")
         reason = " ".join(str(problem).split()) if problem else "no feed found"
         raise ParseError(f"not an RSS, Atom or JSON feed ({reason})")
     warnings: list[str] = []
-    if parsed.get("bozo") and entries:
-        problem = parsed.get("bozo_exception")
-        if problem is not None and type(problem).__name__ != "CharacterEncodingOverride":
-            reason = " ".join(str(problem).split())[:200]
-            warnings.append(f"not well-formed, read leniently ({reason})")
+    # (feedparser's CharacterEncodingOverride only says it read another encoding than declared)
+    damaged = problem is not None and type(problem).__name__ != "CharacterEncodingOverride"
+    if parsed.get("bozo") and damaged:
+        reason = " ".join(str(problem).split())[:200]
+        if not entries and _items_lost(data):
+            raise ParseError(f"not well-formed, and no item could be read ({reason})")
+        warnings.append(f"not well-formed, read leniently ({reason})")
     language = feed.get("language") or None
     return FeedDocument(
         title=feed.get("title") or None,
@@ -228,6 +234,17 @@ def _parse_xml(text: str, url: str) -> FeedDocument:
         items=tuple(_xml_item(e, url, language, fast, dated) for e in entries),
         warnings=tuple(warnings),
     )
+
+
+def _items_lost(data: bytes) -> bool:
+    """Whether a malformed document in which no item was found may have had some: it has an
+    item tag, or it was cut off (its root element never closes).
+
+    Read as an empty feed, such a document would pass for one that works (a server that
+    fails halfway through writing its feed sends just that). An undefined entity in a feed
+    without items loses nothing, and it is read as before.
+    """
+    return _FIRST_ITEM.search(data) is not None or _ROOT_END.search(data[-4096:]) is None
 
 
 def _absolute(link: str | None, base: str) -> str | None:
