@@ -378,8 +378,9 @@ def _fetch_settings(config: Any) -> Any:
 @click.pass_context
 def discover(ctx: click.Context, url: str) -> None:
     """List the feeds at URL: the URL itself when it is a feed, else the feeds its page links
-    to. Changes nothing."""
+    to, else those at the site's usual feed paths (and it says so). Changes nothing."""
     from aggregator.discover import discover as find
+    from aggregator.discover import guess_note
 
     config = load_config(ctx)
     try:
@@ -389,6 +390,8 @@ def discover(ctx: click.Context, url: str) -> None:
     if not found:
         click.echo(f"error: {url}: no feed found there", err=True)
         sys.exit(EXIT_FAILED)
+    if note := guess_note(url, found):
+        click.echo(note, err=True)  # stdout stays the list of feeds
     for f in found:
         click.echo(f"{f.url}\t{f.title or ''}\t{f.items} items")
 
@@ -402,10 +405,12 @@ def discover(ctx: click.Context, url: str) -> None:
 def add(
     ctx: click.Context, url: str, name: str | None, source: str | None, tags: tuple[str, ...]
 ) -> None:
-    """Add the feed at URL to the config (an HTML page: the feed it links to)."""
+    """Add the feed at URL to the config (an HTML page: the feed it links to). A URL that is
+    neither is tried at the site's usual feed paths, and it says so."""
     from aggregator.config import config_path
     from aggregator.config_edit import add_inputs
     from aggregator.discover import discover as find
+    from aggregator.discover import guess_note
 
     config = load_config(ctx)
     try:
@@ -414,6 +419,10 @@ def add(
             click.echo(f"error: {url}: no feed found there", err=True)
             sys.exit(EXIT_FAILED)
         chosen = found[0]
+        if note := guess_note(url, found):
+            click.echo(note)
+        for warning in chosen.warnings:
+            click.echo(f"warning: {chosen.url}: {warning}", err=True)
         spec = {
             "url": chosen.url,
             "name": name or chosen.title or chosen.url,

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import http_server as hs
+import pytest
 import yaml
 from test_cli import run
 
@@ -83,6 +84,58 @@ def test_add_a_page_without_feeds_fails_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr == f"error: {page}: no feed found there\n"
     assert configured(folder) == []
+
+
+CUT_ATOM = (
+    b"<?xml version='1.0' encoding='utf-8'?>\n<feed xmlns='http://www.w3.org/2005/Atom'>"
+    b"<title>Cut Site</title><id>urn:cut</id><updated>2022-07-12T00:00:00Z</updated>\n"
+    b"<en"
+)
+
+
+@pytest.mark.parametrize("cut", [len(CUT_ATOM), 60], ids=["before-first-entry", "in-root-tag"])
+def test_add_refuses_a_feed_that_cannot_be_read(tmp_path: Path, cut: int) -> None:
+    folder = setup(tmp_path)
+    with hs.serve() as server:
+        server.route("/feed.xml", hs.static(FEED))  # another feed at a usual path: not this one
+        broken = server.route("/broken.xml", hs.static(CUT_ATOM[:cut]))
+        result = run("add", broken, cwd=folder)
+        listed = run("discover", broken, cwd=folder)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {broken}: not ")
+    assert "unclosed token" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert configured(folder) == []
+    assert (listed.returncode, listed.stdout, listed.stderr) == (1, "", result.stderr)
+
+
+def test_add_warns_of_a_feed_read_leniently(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    with hs.serve() as server:
+        url = server.route("/feed.xml", hs.static(FEED.replace(b"Episode", b"Q & A")))
+        result = run("add", url, cwd=folder)
+    assert result.returncode == 0 and "added feed 'Radio Four'" in result.stdout
+    assert result.stderr.startswith(f"warning: {url}: not well-formed, read leniently (")
+
+
+def test_add_and_discover_say_when_the_feed_is_not_at_the_url(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    with hs.serve() as server:
+        feed_url = server.route("/feed.xml", hs.static(FEED))
+        server.route("/rss", hs.redirect(301, feed_url))  # the same feed by another path
+        text = server.route("/notfeed.txt", hs.static(b"just some notes", "text/plain"))
+        listed = run("discover", text, cwd=folder)
+        added = run("add", text, cwd=folder)
+        again = run("add", text, cwd=folder)
+    note = f"no feed at {text}; found one at {feed_url}"
+    assert listed.returncode == 0 and listed.stderr == note + "\n"
+    assert listed.stdout == f"{feed_url}\tRadio Four\t1 items\n"
+    assert added.returncode == 0
+    assert added.stdout.splitlines()[:2] == [
+        note,
+        f"added feed 'Radio Four': {feed_url} (1 items) to config.yaml",
+    ]
+    assert again.stdout.splitlines() == [note, f"{feed_url} is already in config.yaml"]
+    assert [i["url"] for i in configured(folder)] == [feed_url]
 
 
 def test_import_opml_adds_every_feed_with_folders_as_tags(tmp_path: Path) -> None:
