@@ -407,6 +407,10 @@ def add(
 ) -> None:
     """Add the feed at URL to the config (an HTML page: the feed it links to). A URL that is
     neither is tried at the site's usual feed paths, and it says so."""
+    import shlex
+
+    from click.core import ParameterSource
+
     from aggregator.config import config_path
     from aggregator.config_edit import add_inputs
     from aggregator.discover import discover as find
@@ -439,6 +443,9 @@ def add(
     click.echo(f"added feed {added[0]!r}: {chosen.url} ({chosen.items} items) to {path}")
     for other in found[1:]:
         click.echo(f"also found: {other.url} ({other.title or 'untitled'})")
+    explicit = ctx.find_root().get_parameter_source("config_path") is ParameterSource.COMMANDLINE
+    options = f"--config {shlex.quote(str(path))} " if explicit else ""
+    click.echo(f"run `aggregator {options}sync` to fetch it now")
     click.echo(RELOAD_HINT)
 
 
@@ -450,6 +457,10 @@ RELOAD_HINT = "a running `aggregator serve` takes it up on SIGHUP (`systemctl re
 @click.pass_context
 def import_opml(ctx: click.Context, file: str) -> None:
     """Add every feed of an OPML subscription list to the config (its folders become tags)."""
+    import shlex
+
+    from click.core import ParameterSource
+
     from aggregator.adapters.opml import read_opml
     from aggregator.config import config_path
     from aggregator.config_edit import add_inputs
@@ -467,6 +478,11 @@ def import_opml(ctx: click.Context, file: str) -> None:
         + (f" ({skipped} already there)" if skipped else "")
     )
     if added:
+        explicit = (
+            ctx.find_root().get_parameter_source("config_path") is ParameterSource.COMMANDLINE
+        )
+        options = f"--config {shlex.quote(str(path))} " if explicit else ""
+        click.echo(f"run `aggregator {options}sync` to fetch them now")
         click.echo(RELOAD_HINT)
 
 

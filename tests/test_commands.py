@@ -61,6 +61,11 @@ def test_add_writes_the_feed_into_the_config_and_keeps_comments(tmp_path: Path) 
         result = run("add", page, "--tag", "audio", cwd=folder)
         assert result.returncode == 0, result.stderr
         assert "added feed 'Radio Four'" in result.stdout
+        # what to do next: fetch it now, or let a running daemon take it up
+        assert result.stdout.splitlines()[-2:] == [
+            "run `aggregator sync` to fetch it now",
+            "a running `aggregator serve` takes it up on SIGHUP (`systemctl reload aggregator`)",
+        ]
         again = run("add", feed_url, cwd=folder)
         assert again.returncode == 0 and "already in" in again.stdout
         text = (folder / "config.yaml").read_text(encoding="utf-8")
@@ -138,6 +143,16 @@ def test_add_and_discover_say_when_the_feed_is_not_at_the_url(tmp_path: Path) ->
     assert [i["url"] for i in configured(folder)] == [feed_url]
 
 
+def test_add_with_another_config_file_names_it_in_the_next_step(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    (folder / "config.yaml").rename(folder / "my feeds.yaml")
+    with hs.serve() as server:
+        feed_url = server.route("/feed.xml", hs.static(FEED))
+        result = run("--config", "my feeds.yaml", "add", feed_url, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "run `aggregator --config 'my feeds.yaml' sync` to fetch it now" in result.stdout
+
+
 def test_import_opml_adds_every_feed_with_folders_as_tags(tmp_path: Path) -> None:
     folder = setup(tmp_path)
     (folder / "subs.opml").write_text(
@@ -151,6 +166,7 @@ def test_import_opml_adds_every_feed_with_folders_as_tags(tmp_path: Path) -> Non
     result = run("import-opml", "subs.opml", cwd=folder)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("imported 2 feeds")
+    assert "run `aggregator sync` to fetch them now" in result.stdout.splitlines()
     assert [(i["name"], i["tags"]) for i in configured(folder)] == [
         ("早报", ["新闻"]),
         ("BBC", ["新闻"]),
