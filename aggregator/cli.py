@@ -398,8 +398,14 @@ def discover(ctx: click.Context, url: str) -> None:
 
 @main.command()
 @click.argument("url")
-@click.option("--name", help="Name of the new input (default: the feed's title).")
-@click.option("--source", help="Source (publisher) of its items (default: the feed's title).")
+@click.option(
+    "--name", help="Name of the new input (default: the feed's title, else the feed's URL)."
+)
+@click.option(
+    "--source",
+    help="Source (publisher) of its items "
+    "(default: the feed's title, else the host its items link to).",
+)
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Tag for its items (repeatable).")
 @click.pass_context
 def add(

@@ -153,6 +153,18 @@ def test_add_with_another_config_file_names_it_in_the_next_step(tmp_path: Path) 
     assert "run `aggregator --config 'my feeds.yaml' sync` to fetch it now" in result.stdout
 
 
+def test_a_feed_without_title_is_named_by_its_url_as_add_help_says(tmp_path: Path) -> None:
+    folder = setup(tmp_path)
+    untitled = FEED.replace(b"<title>Radio Four</title>", b"")
+    with hs.serve() as server:
+        feed_url = server.route("/feed.xml", hs.static(untitled))
+        result = run("add", feed_url, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert configured(folder)[0]["name"] == feed_url
+    shown = run("add", "--help", cwd=folder).stdout
+    assert "default: the feed's title, else the feed's URL" in " ".join(shown.split())
+
+
 def test_import_opml_adds_every_feed_with_folders_as_tags(tmp_path: Path) -> None:
     folder = setup(tmp_path)
     (folder / "subs.opml").write_text(
