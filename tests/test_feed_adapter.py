@@ -495,3 +495,15 @@ def test_links_to_private_network_hosts_are_kept(parser: str, host: str) -> None
     assert atom.link == f"{base}/"
     assert atom.items[0].link == f"{base}/a1.html"
     assert atom.items[0].enclosures == ((f"{base}/a1.mp3", "audio/mpeg", 5),)
+
+
+@pytest.mark.parametrize("host", ["192.168.1.5", "localhost:8080"])
+def test_relative_links_under_a_private_network_xml_base(parser: str, host: str) -> None:
+    data = (
+        f"<feed xmlns='http://www.w3.org/2005/Atom' xml:base='http://{host}/blog/'>"
+        "<title>Home</title><id>urn:home</id><link href='./'/>"
+        "<entry><title>A</title><id>urn:a1</id><link href='a1.html'/>"
+        "<updated>2022-07-12T00:00:00Z</updated></entry></feed>"
+    ).encode()
+    doc = feed.parse_document(data, f"http://{host}/feed.xml")
+    assert (doc.link, doc.items[0].link) == (f"http://{host}/blog/", f"http://{host}/blog/a1.html")
