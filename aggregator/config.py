@@ -11,6 +11,7 @@ or `1w`, up to a year; most must be more than zero.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -18,7 +19,7 @@ import zoneinfo
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -318,6 +319,11 @@ class WebSub(_Model):
 
 
 Input = Annotated[FilesInput | FeedInput | OriginInput, Field(discriminator="kind")]
+_INPUT_KINDS: dict[str, type[BaseModel]] = {
+    "files": FilesInput,
+    "feed": FeedInput,
+    "origin": OriginInput,
+}
 
 
 class Config(_Model):
@@ -463,10 +469,38 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
+def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model at `loc` (a validation error's location) accepts; [] when unknown."""
+    model: type[BaseModel] | None = Config
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        if item in _INPUT_KINDS:  # pydantic names the chosen `kind` branch
+            model = _INPUT_KINDS[item]
+            continue
+        field = model.model_fields.get(item) if model else None
+        model = _model_in(field.annotation) if field else None
+        if model is None:
+            return []
+    return [name for name in (model.model_fields if model else ()) if name != "base_dir"]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The config model a field holds (itself, or inside a tuple or Optional), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
 def _message(err: Any) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        name, parent = err["loc"][-1], err["loc"][:-1]
+        close = difflib.get_close_matches(str(name), _fields_at(parent), n=1, cutoff=0.75)
+        return f"unknown key (did you mean `{close[0]}`?)" if close else "unknown key"
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_invalid" or kind == "union_tag_not_found":

@@ -228,3 +228,18 @@ def test_config_yaml_documents_every_key() -> None:
         written = keys_written(by_kind.get(kind, ""))
         missing += [f"inputs ({kind}).{key}" for key in model.model_fields if key not in written]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"site": {"tittle": "x"}}, "site.tittle: unknown key (did you mean `title`?)"),
+        ({"feeds": {"entrys": 3}}, "feeds.entrys: unknown key (did you mean `entries`?)"),
+        (files(timezon="UTC"), "inputs[0].timezon: unknown key (did you mean `timezone`?)"),
+        ({"colour": "red"}, "colour: unknown key"),  # nothing close: no guess
+    ],
+)
+def test_a_misspelt_key_gets_the_likely_one(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(data)
+    assert str(caught.value) == f"config.yaml: {message}"
