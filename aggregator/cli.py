@@ -86,6 +86,36 @@ class Group(click.Group):
         with _one_line_usage():
             return super().invoke(ctx)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = self._global_options_first(args)
+        return super().parse_args(ctx, args)
+
+    def _global_options_first(self, args: list[str]) -> list[str]:
+        """`aggregator sync -v --config c.yaml` as `aggregator -v --config c.yaml sync`: the
+        options of the whole program are taken wherever they are written (up to `--`)."""
+        moved: list[str] = []
+        out: list[str] = []
+        command = False
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                out.extend(args[i:])
+                break
+            if command and arg in ("-v", "--verbose"):
+                moved.append(arg)
+            elif command and arg == "--config" and i + 1 < len(args):
+                moved += [arg, args[i + 1]]
+                i += 1
+            elif command and arg.startswith("--config="):
+                moved.append(arg)
+            else:
+                command = command or arg in self.commands
+                out.append(arg)
+            i += 1
+        return [*moved, *out]
+
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(

@@ -16,6 +16,7 @@ import feedparser
 import pytest
 import yaml
 
+from aggregator import cli
 from aggregator.store.models import SCHEMA_REVISION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -301,6 +302,21 @@ def test_config_file_is_chosen_by_option_or_environment(site: Path, tmp_path: Pa
         f"error: nope.yaml: config file not found (looked for {elsewhere / 'nope.yaml'}); "
         "choose one with --config PATH or AGGREGATOR_CONFIG\n"
     )
+
+
+def test_global_options_may_follow_the_command(site: Path, tmp_path: Path) -> None:
+    """`aggregator sync -v --config c.yaml` works as `aggregator -v --config c.yaml sync`."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    config = str(site / "config.yaml")
+    result = run("sync", "-v", "--config", config, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert "decided entries in" in result.stderr  # -v: the stages' log
+    assert run("check", f"--config={config}", cwd=elsewhere).returncode == 0
+    # the program's options move before the command; after `--`, nothing moves
+    order = cli.main._global_options_first
+    assert order(["--config", "sync", "check", "-v"]) == ["-v", "--config", "sync", "check"]
+    assert order(["add", "--", "-v"]) == ["add", "--", "-v"]
 
 
 def test_a_yaml_mistake_names_the_line_and_column(tmp_path: Path) -> None:
