@@ -65,6 +65,13 @@ class Site(_Model):
     def _absolute(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http(s) URL")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (raises for a port or IPv6 address that is not one)
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL ({exc})") from None
+        if not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
         return value if value.endswith("/") else value + "/"
 
 
@@ -131,14 +138,15 @@ def parse_duration(value: Any) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """A duration as the config writes it: `30m`, `2h`, `1d12h`, `90s` (`0s` for none)."""
-    seconds = round(value.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
+    """A duration as the config can write it: in the largest unit that holds it whole (`30m`,
+    `2h`, `36h`, `90s`; `1.5s`), so it can be copied back into the file."""
+    seconds = value.total_seconds()
+    if seconds == int(seconds):
+        for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds and seconds % size == 0:
+                return f"{int(seconds // size)}{unit}"
+        return f"{int(seconds)}s"
+    return f"{seconds:g}s"
 
 
 def _not_negative(value: timedelta) -> timedelta:

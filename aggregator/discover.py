@@ -85,8 +85,12 @@ def feed_links(html: str, base: str) -> list[str]:
 
 
 def _looks_like_feed(text: str) -> bool:
-    """Whether a document begins as an RSS, Atom, RDF or JSON feed does."""
-    return _FEED_START.match(text[:8192]) is not None
+    """Whether a document begins as an RSS, Atom, RDF or JSON feed does (JSON that names no
+    JSON Feed version, such as a site's API, is not one: its page is searched as any other)."""
+    head = text[:8192]
+    if _FEED_START.match(head) is None:
+        return False
+    return head.lstrip()[:1] not in "{[" or "jsonfeed.org/version" in head
 
 
 def _read(result: fetch.Fetched, guessed: bool = False) -> Found | None:

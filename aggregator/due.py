@@ -57,7 +57,8 @@ class FetchState:
         note = f"not due until {self.next_due_at:%Y-%m-%d %H:%M} UTC"
         if self.error_count:
             failures = "1 failure" if self.error_count == 1 else f"{self.error_count} failures"
-            note += f" (retrying after {failures}; last: {self.last_error})"
+            last = f"; last: {self.last_error}" if self.last_error else ""
+            note += f" (retrying after {failures}{last})"
         return note
 
     def due(self, now: datetime) -> bool:

@@ -120,5 +120,8 @@ class Schedule:
     def shutdown(self) -> None:
         """Start no more jobs, and cancel those running (see `_quiet_at_shutdown`)."""
         self.stopped = True
+        # A job cancelled before its first step never reaches `_quiet_at_shutdown`, and the
+        # executor would log its CancelledError with a traceback: nothing it says now matters.
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.CRITICAL)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)

@@ -122,6 +122,19 @@ def test_add_warns_of_a_feed_read_leniently(tmp_path: Path) -> None:
     assert result.stderr.startswith(f"warning: {url}: not well-formed, read leniently (")
 
 
+def test_json_that_is_not_a_json_feed_is_searched_like_a_page(tmp_path: Path) -> None:
+    """A site's JSON API (`/wp-json/`) is no feed: the feed at the site's usual path is."""
+    folder = setup(tmp_path)
+    with hs.serve() as server:
+        feed_url = server.route("/feed.xml", hs.static(FEED))
+        api = server.route(
+            "/wp-json/", hs.static(b'{"name": "Radio", "routes": {}}', "application/json")
+        )
+        listed = run("discover", api, cwd=folder)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == f"{feed_url}\tRadio Four\t1 items\n"
+
+
 def test_add_and_discover_say_when_the_feed_is_not_at_the_url(tmp_path: Path) -> None:
     folder = setup(tmp_path)
     with hs.serve() as server:

@@ -111,11 +111,12 @@ def test_durations_in_every_unit() -> None:
 
 @pytest.mark.parametrize(
     ("written", "shown"),
-    [("15m", "15m"), ("2h", "2h"), ("7d", "7d"), ("90s", "1m30s"), ("36h", "1d12h"),
-     (5401, "1h30m1s"), (0, "0s")],
+    [("15m", "15m"), ("2h", "2h"), ("7d", "1w"), ("90s", "90s"), ("36h", "36h"),
+     ("90m", "90m"), (5401, "5401s"), (1.5, "1.5s"), (0, "0s")],
 )  # fmt: skip
-def test_durations_are_shown_in_the_config_s_units(written: object, shown: str) -> None:
+def test_durations_are_shown_as_the_config_can_write_them(written: object, shown: str) -> None:
     assert config.format_duration(config.parse_duration(written)) == shown
+    assert config.parse_duration(shown) == config.parse_duration(written)  # copied back
 
 
 @pytest.mark.parametrize(
@@ -243,3 +244,9 @@ def test_a_misspelt_key_gets_the_likely_one(data: dict[str, Any], message: str) 
     with pytest.raises(ConfigError) as caught:
         parse(data)
     assert str(caught.value) == f"config.yaml: {message}"
+
+
+def test_a_base_url_that_is_no_url_is_refused_not_a_crash_later() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse({"site": {"base_url": "http://[::1/"}})
+    assert str(caught.value) == "config.yaml: site.base_url: not a valid URL (Invalid IPv6 URL)"
