@@ -275,6 +275,9 @@ def test_a_feed_without_items_is_read(parser: str) -> None:
     # an HTML entity XML does not define loses nothing: still a feed with no items
     lenient = feed.parse_document(data.replace(b"Quiet", b"Quiet &yen;"), URL)
     assert (lenient.title, lenient.items) == ("Quiet \xa5", ())
+    # nor does a script a free host appends after the document: it did close
+    hosted = feed.parse_document(data + b"<script src='//ads.example/x.js'></script>", URL)
+    assert (hosted.title, hosted.items) == ("Quiet", ())
 
 
 def test_a_guid_repeated_in_one_document_is_one_version(parser: str) -> None:

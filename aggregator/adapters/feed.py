@@ -54,10 +54,8 @@ _WESTERN = frozenset({"iso8859-1", "cp1252", "ascii", "iso8859-15"})
 # The first item or entry of a document, and an element in it that says when it was updated
 # (Atom <updated>, Atom 0.3 <modified>, RSS <atom:updated>, <a10:updated>, <dcterms:modified>).
 _FIRST_ITEM = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?(?:item|entry))[\s>]")
-# The end of a complete document: its root closes, then only comments and white space follow.
-_ROOT_END = re.compile(
-    rb"</(?:[A-Za-z_][\w.-]*:)?(?:rss|feed|RDF)\s*>\s*(?:<!--.*?-->\s*)*\Z", re.S
-)
+# The end of a complete document: its root closes (free hosts may append a script after it).
+_ROOT_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:rss|feed|RDF)\s*>")
 _UPDATED_ELEMENT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:updated|modified)[\s/>]")
 
 
