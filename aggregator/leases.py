@@ -47,6 +47,14 @@ def is_dead(owner: str) -> bool:
     return False
 
 
+def live_holder(owner: str | None, until: datetime | None, now: datetime) -> str | None:
+    """Who runs an input now, from its lease columns: the owner of a lease that has not run
+    out, unless that owner is known to be gone (its lease is then free for the taking)."""
+    if owner is None or until is None or until < now or is_dead(owner):
+        return None
+    return owner
+
+
 class Leases:
     """The leases one process holds. Times are the wall clock, whatever `now` a run uses."""
 

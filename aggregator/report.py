@@ -215,12 +215,9 @@ def input_listing(
 def _holder(row: dict[str, Any], now: datetime) -> str | None:
     """Who runs the input now: the owner of a live lease on it (none when that process is
     known to be gone: its lease is free for the taking)."""
-    from aggregator.leases import is_dead
+    from aggregator.leases import live_holder
 
-    owner, until = row.get("lease_owner"), row.get("lease_until")
-    if owner is None or until is None or until < now or is_dead(owner):
-        return None
-    return str(owner)
+    return live_holder(row.get("lease_owner"), row.get("lease_until"), now)
 
 
 def _iso(value: Any) -> str | None:

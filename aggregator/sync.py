@@ -24,7 +24,7 @@ from aggregator.config import Config, FeedInput, FilesInput, OriginInput
 from aggregator.config import Input as InputConfig
 from aggregator.decide import decide_entries
 from aggregator.errors import ParseError, SourceError
-from aggregator.leases import Leases, is_dead, owner_name
+from aggregator.leases import Leases, live_holder, owner_name
 from aggregator.normalise import PostSettings, render_body
 from aggregator.normalise.urls import UrlRules
 from aggregator.parsing import parsed
@@ -32,7 +32,6 @@ from aggregator.publish import PublishResult, publish
 from aggregator.store import Store
 from aggregator.types import EntryIntent, FeedItem, FileStat, Skipped, Version
 
-log = logging.getLogger("aggregator")
 timing = logging.getLogger("aggregator.timing")  # how long each stage took (`-v`)
 
 BATCH = 2000  # posts per store transaction (their bodies are held in memory until written)
@@ -469,6 +468,7 @@ def sync(
 class Unlisted:
     """An input the store knows and the configuration no longer names (see `prune`)."""
 
+    input_id: int
     name: str
     kind: str
     location: str
@@ -483,15 +483,14 @@ def unlisted_inputs(config: Config, store: Store, now: datetime | None = None) -
     names = {inp.display_name for inp in config.inputs}
     rows = [r for r in store.input_rows() if r["name"] not in names]
     copies = store.input_copies() if rows else {}
-    holders = store.lease_holders([r["id"] for r in rows], now) if rows else {}
-    holders = {i: owner for i, owner in holders.items() if not is_dead(owner)}
     return [
         Unlisted(
+            r["id"],
             r["name"],
             r["kind"],
             r.get("url") or r["location"],
             copies.get(r["id"], 0),
-            holders.get(r["id"]),
+            live_holder(r["lease_owner"], r["lease_until"], now),
         )
         for r in rows
     ]
@@ -517,12 +516,9 @@ def prune(
         unlisted = unlisted_inputs(config, store, now)
         if dry_run or not unlisted:
             return unlisted, report
-        ids = {r["name"]: r["id"] for r in store.input_rows()}
-        removed = store.remove_inputs(
-            [ids[u.name] for u in unlisted if u.held_by is None], now, is_dead
-        )
+        removed = store.remove_inputs([u.input_id for u in unlisted if u.held_by is None], now)
         for u in unlisted:  # claimed by another process since it was listed: left to it
-            if u.held_by is None and ids[u.name] not in removed:
+            if u.held_by is None and u.input_id not in removed:
                 u.held_by = "another process"
         decide_pending(store, now, report)
         report.published = publish(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -406,16 +406,16 @@ class Store:
             rows = conn.exec_driver_sql("SELECT input_id, COUNT(*) FROM versions GROUP BY input_id")
             return {int(i): int(n) for i, n in rows}
 
-    def remove_inputs(
-        self, input_ids: Sequence[int], now: datetime, is_dead: Callable[[str], bool]
-    ) -> list[int]:
+    def remove_inputs(self, input_ids: Sequence[int], now: datetime) -> list[int]:
         """Forget these inputs and their copies, in one transaction, but for those another
-        process holds a live lease on (`is_dead` tells a lease whose owner is gone); the
-        entries the copies belonged to are pending (to be decided again: removed when no
-        copy is left). Returns the ids removed.
+        process holds a live lease on (`leases.live_holder`); the entries the copies belonged
+        to are pending (to be decided again: removed when no copy is left). Returns the ids
+        removed.
 
         The input's row is locked first (SQLite: the whole database, from BEGIN IMMEDIATE),
         so no process can claim it between the lease check and the deletion."""
+        from aggregator.leases import live_holder  # leases is built on this module
+
         ph = self.placeholder
         lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
         removed: list[int] = []
@@ -427,8 +427,7 @@ class Store:
                 ).first()
                 if row is None:
                     continue
-                owner, until = row[0], self.from_db_time(row[1])
-                if owner is not None and until is not None and until >= now and not is_dead(owner):
+                if live_holder(row[0], self.from_db_time(row[1]), now) is not None:
                     continue
                 rows = tx.conn.exec_driver_sql(
                     f"SELECT id, identity_key FROM versions WHERE input_id = {ph}", (input_id,)
