@@ -379,7 +379,7 @@ def prune(ctx: click.Context, dry_run: bool) -> None:
         click.echo("nothing to prune: the configuration names every stored input")
         return
     for u in unlisted:
-        copies = f"{u.copies} {'copy' if u.copies == 1 else 'copies'}"
+        copies = u.copies_text
         if u.held_by is not None:
             click.echo(f"kept {u.name} ({u.kind} {u.location}): being refreshed by {u.held_by}")
         elif dry_run:

@@ -199,8 +199,8 @@ def input_listing(
                 "name": u.name,
                 "kind": u.kind,
                 "location": u.location,
-                "status": f"not in the config: `aggregator prune` removes it and its {u.copies} "
-                f"{'copy' if u.copies == 1 else 'copies'}",
+                "status": f"not in the config: `aggregator prune` removes it and its "
+                f"{u.copies_text}",
                 "last_attempt": _iso(row.get("last_attempt_at")),
                 "last_success": _iso(row.get("last_success_at")),
                 "error_count": row.get("error_count") or 0,

@@ -476,6 +476,10 @@ class Unlisted:
     held_by: str | None = None
     """The process refreshing it now (its configuration still names it): left alone."""
 
+    @property
+    def copies_text(self) -> str:
+        return f"{self.copies} {'copy' if self.copies == 1 else 'copies'}"
+
 
 def unlisted_inputs(config: Config, store: Store, now: datetime | None = None) -> list[Unlisted]:
     """Stored inputs the configuration does not name, with how many copies each keeps."""

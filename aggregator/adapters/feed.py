@@ -37,7 +37,6 @@ _SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "big5":
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 _IMAGE_TYPES = ("image/",)
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.I)
-_WEB = ("https://", "http://")
 # A URL on a host feedparser-rs will not keep (see `_links_blanked`): loopback, private,
 # link-local and unique-local addresses, IPv6 literals, `localhost`, `*.local`, `*.internal`.
 _PRIVATE_URL = re.compile(
