@@ -738,6 +738,11 @@ def _make_engine(url: str) -> Engine:
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
             cur = dbapi_conn.cursor()
+            # Pages of 16 KB, not 4 KB, for a new database (an existing one keeps its size):
+            # copies hold whole articles, and SQLite writes, logs and checkpoints them a page
+            # per system call. 25,000 copies of 15 KB: 2.2-3.2 s to store with 4 KB pages,
+            # 1.4-1.9 s with 16 KB (system time 1.5-2.3 -> 0.6-1.1 s).
+            cur.execute("PRAGMA page_size=16384")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
