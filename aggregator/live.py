@@ -19,7 +19,13 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,13 +91,24 @@ class _Job:
 
 @dataclass
 class _Writer:
-    """Collects copies and state changes, and commits them together in batches."""
+    """Collects copies and state changes, and commits them together in batches, each batch in
+    a background thread while the next one is collected.
+
+    SQLite and the database driver do their work without holding the interpreter lock, so
+    writing a batch overlaps with handing documents to the workers and taking their results,
+    which this process does too (it was the bottleneck of a cold sync: the workers waited
+    while a batch was written). One batch is written at a time, in order.
+    """
 
     store: Store
     now: datetime
     versions: list[tuple[int, list[Version]]] = field(default_factory=list)
     states: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     size: int = 0
+    _thread: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="aggregator-write")
+    )
+    _writing: Future[None] | None = None
 
     def add(self, input_id: int, versions: list[Version], state: dict[str, Any]) -> None:
         if versions:
@@ -99,19 +116,38 @@ class _Writer:
             self.size += len(versions)
         self.states.append((input_id, state))
         if self.size >= WRITE_BATCH:
-            self.flush()
+            self._start()
 
-    def flush(self) -> None:
+    def _start(self) -> None:
+        self.wait()  # the previous batch first (and its error, if it failed)
         if not self.versions and not self.states:
             return
+        batch = (self.versions, self.states)
+        self.versions, self.states, self.size = [], [], 0
+        self._writing = self._thread.submit(self._write, *batch)
+
+    def _write(
+        self, versions: list[tuple[int, list[Version]]], states: list[tuple[int, dict[str, Any]]]
+    ) -> None:
         with self.store.transaction() as tx:
-            for input_id, versions in self.versions:
-                tx.put_versions(input_id, versions, self.now)
-                tx.mark_pending({v.identity_key for v in versions})
-            tx.update_inputs(self.states)
-        self.versions.clear()
-        self.states.clear()
-        self.size = 0
+            for input_id, batch in versions:
+                tx.put_versions(input_id, batch, self.now)
+                tx.mark_pending({v.identity_key for v in batch})
+            tx.update_inputs(states)
+
+    def wait(self) -> None:
+        """Until the batch being written is committed."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def flush(self) -> None:
+        """Write everything collected, and wait until it is committed."""
+        self._start()
+        self.wait()
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
 
 
 def _fetch_in_thread(
@@ -213,6 +249,7 @@ def run_feed_inputs(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        writer.close()
     return reports
 
 
