@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.normalise.urls import UrlRules, clean_url, host_of, url_key
+from aggregator.normalise.urls import UrlRules, clean_url, clean_url_key, host_of, url_key
 
 ZAOBAO = UrlRules.make(aliases={"zaobao.com.sg": "zaobao.com"})
 SITE_PARAMS = UrlRules.make(tracking=["From", "share_token"])
@@ -237,6 +237,21 @@ def test_clean_url_is_idempotent_on_any_text(url: str) -> None:
     once = clean_url(url)
     if once is not None:
         assert clean_url(once) == once
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    url=st.one_of(
+        st.text(max_size=40).map(lambda s: "http://" + s),
+        st.text(max_size=30).map(lambda s: "https://www.zaobao.com.sg/" + s),
+    ),
+    rules=st.sampled_from([UrlRules(), ZAOBAO, SITE_PARAMS]),
+)
+def test_the_key_of_a_cleaned_url_is_its_url_key(url: str, rules: UrlRules) -> None:
+    """Readers clean a link once and take its identity from the cleaned form."""
+    cleaned = clean_url(url, rules)
+    if cleaned is not None:
+        assert clean_url_key(cleaned, rules) == url_key(url, rules)
 
 
 @settings(max_examples=150, deadline=None)

@@ -321,7 +321,10 @@ def _xml_item(
     # the two parsers would make different ones (against the channel link, or the feed's).
     if guid and link and e.get("guidislink") and (fast or link == guid) and not _is_web_url(guid):
         link = None
-    link = _absolute(link, url)
+    # An absolute link needs no joining (most do not; joining costs as much as the rest of
+    # reading the item): `normalise` cleans it either way.
+    if not (link and link.startswith(("https://", "http://")) and "&amp;" not in link):
+        link = _absolute(link, url)
     # Both parsers answer `updated` with the published date when the item has no updated
     # element, and feedparser files <dc:date> as `updated`: an item has `updated` only when
     # the document's items have such an element and, in feedparser's answer (which tells

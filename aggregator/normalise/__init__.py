@@ -136,7 +136,7 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
     summary = _scalar(meta.get("description")) or _scalar(meta.get("excerpt"))
     if summary:
         summary = html.summarise(html.sanitise(summary, link), settings.summary_length)
-    url_key = urls.url_key(link, settings.rules) if link else None
+    url_key = urls.clean_url_key(link, settings.rules) if link else None
     return Version(
         locator=draft.file.locator,
         signature=draft.file.signature,

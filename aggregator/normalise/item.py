@@ -99,7 +99,7 @@ def normalise_item(item: ItemDraft, doc: FeedDocument, settings: ItemSettings) -
     language = text.clean_line(item.language or settings.language or "") or None
     summary = html.summarise(summary_html or content, settings.summary_length) or None
 
-    url_key = urls.url_key(link, settings.rules) if link else None
+    url_key = urls.clean_url_key(link, settings.rules) if link else None
     guid = f"{settings.scope}\x1f{item.guid}" if item.guid and not url_key else None
     key = identity.identity_key(url_key, source_key, title, published, guid=guid)
     body_hash = identity.body_hash(

@@ -138,6 +138,17 @@ def url_key(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
     return cleaned.split("://", 1)[1]
 
 
+def clean_url_key(cleaned: str, rules: UrlRules = DEFAULT_RULES) -> str:
+    """`url_key` of a URL `clean_url` returned. `clean_url` is idempotent (tested), so without
+    host aliases the key is the URL less its scheme, with no second parse (a tenth of the
+    cost of reading a feed item)."""
+    if rules.host_aliases:
+        key = url_key(cleaned, rules)
+        assert key is not None
+        return key
+    return cleaned.split("://", 1)[1]
+
+
 def host_of(url: str) -> str | None:
     """The host name of an http(s) URL, without `www.`, for naming a source."""
     try:
