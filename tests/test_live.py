@@ -3,6 +3,7 @@ published files read back with feedparser."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import unicodedata
@@ -290,6 +291,49 @@ def test_many_feeds_are_read_in_worker_processes(tmp_path: Path) -> None:
         cfg = make_config(tmp_path, feeds)
         report = sync(cfg, now=NOW, workers=2)
     assert report.entries_total == 10 and not report.failed
+
+
+def test_copies_written_in_background_batches_are_all_stored_with_their_validators(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator import live
+
+    monkeypatch.setattr(live, "WRITE_BATCH", 3)  # a batch every third item, many batches
+    bodies = [rss(item(2 * n + 1), item(2 * n + 2), title=f"S{n}") for n in range(12)]
+    with hs.serve() as server:
+        feeds = [
+            {"url": server.route(f"/f{n}.xml", hs.static(body)), "name": f"f{n}"}
+            for n, body in enumerate(bodies)
+        ]
+        cfg = make_config(tmp_path, feeds)
+        report = sync(cfg, now=NOW, workers=2)
+    assert report.entries_total == 24 and not report.failed
+    for n, body in enumerate(bodies):  # each document's validator, committed with its items
+        assert input_row(cfg, f"f{n}")["etag"] == f'"{hashlib.sha1(body).hexdigest()}"'
+    assert len(published(cfg).entries) == 24
+
+
+def test_a_failed_background_write_fails_the_run(tmp_path: Path) -> None:
+    """A batch that cannot be written is not lost silently: the next batch, or the end of the
+    run, raises its error."""
+    from contextlib import contextmanager
+
+    from aggregator.errors import StoreError
+    from aggregator.live import _Writer
+
+    class FailingStore:
+        @contextmanager
+        def transaction(self):  # type: ignore[no-untyped-def]
+            raise StoreError("agg.db: database is locked")
+            yield
+
+    writer = _Writer(FailingStore(), NOW)  # type: ignore[arg-type]
+    try:
+        writer.add(1, [], {"status": "ok"})
+        with pytest.raises(StoreError, match="database is locked"):
+            writer.flush()
+    finally:
+        writer.close()
 
 
 class Recorder(QuietReporter):
