@@ -87,10 +87,12 @@ class LogReporter(QuietReporter):
     """What a refresh tells the person watching: log lines (the daemon has no terminal)."""
 
     def skipped(self, path: str, reason: str) -> None:
-        log.warning("skipped %s: %s", path, reason)
+        fields = {"event": "skipped", "path": path, "reason": reason}
+        log.warning("skipped %s: %s", path, reason, extra={"fields": fields})
 
     def warning(self, path: str, message: str) -> None:
-        log.warning("%s: %s", path, message)
+        fields = {"event": "warning", "path": path, "reason": message}
+        log.warning("%s: %s", path, message, extra={"fields": fields})
 
 
 @dataclass

@@ -260,6 +260,18 @@ def test_serves_nothing_outside_the_output_and_changes_nothing(site: Path) -> No
             assert status == 405, method
 
 
+def test_a_skipped_post_is_one_log_event_with_its_path_and_reason(site: Path) -> None:
+    """JSON logs say what was skipped in fields a log collector can filter on."""
+    broken = site.parent / "posts" / "broken.md"
+    broken.write_text("---\ntitle: [unclosed\n---\nbody\n", encoding="utf-8")
+    with dp.running(site) as d:
+        event = d.wait_for(lambda e: e.get("event") == "skipped")
+    assert event["level"] == "warning"
+    assert event["path"] == "posts/broken.md"  # as the config names the folder
+    assert event["reason"].startswith("malformed YAML front matter")
+    assert event["message"] == f"skipped posts/broken.md: {event['reason']}"
+
+
 def test_healthz_and_metrics(site: Path) -> None:
     with dp.running(site) as d:
         wait_for_file(d, "/news/all.atom", b"<entry>")
