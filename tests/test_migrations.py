@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,6 +90,54 @@ def test_upgrade_records_the_head_revision_and_is_repeatable(store_url: str) -> 
     finally:
         engine.dispose()
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
+
+
+def test_a_new_database_is_built_from_the_models_and_alembic_knows_it_is_at_head(
+    store_url: str,
+) -> None:
+    """The first run creates the schema from the models and records Alembic's head, without
+    replaying the revisions: the same schema, and later upgrades start from there."""
+    from aggregator.store import Store
+
+    Store.open(store_url).close()
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            revisions = list(
+                conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            )
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            diff = list(compare_metadata(context, Base.metadata))
+            tables = set(inspect(conn).get_table_names())
+            [version_column] = inspect(conn).get_columns("alembic_version")
+        migrate.upgrade(engine)  # Alembic reads its own table: at head, nothing to do
+        with engine.connect() as conn:
+            again = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    finally:
+        engine.dispose()
+    assert revisions == again == [SCHEMA_REVISION]
+    assert diff == []
+    assert tables == set(Base.metadata.tables) | {"alembic_version"}
+    assert version_column["name"] == "version_num" and not version_column["nullable"]
+
+
+def test_a_database_with_tables_but_no_revision_is_not_built_over(tmp_path: Path) -> None:
+    """Only an empty database is created from the models: one holding other tables goes
+    through Alembic, as before (and fails there if they clash)."""
+    from aggregator.store import Store
+
+    url = f"sqlite:///{tmp_path}/other.db"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+    engine.dispose()
+    assert migrate.create(create_engine(url)) is False
+    Store.open(url).close()  # upgraded by Alembic beside the table it found
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+    engine.dispose()
+    assert tables == set(Base.metadata.tables) | {"alembic_version", "notes"}
 
 
 @pytest.mark.postgres

@@ -140,7 +140,8 @@ class Store:
                         f"{describe_url(url)}: database schema is {current or 'empty'}, "
                         f"expected {SCHEMA_REVISION}; run `aggregator db upgrade`"
                     )
-                migrate.upgrade(engine)
+                if current is not None or not migrate.create(engine):
+                    migrate.upgrade(engine)
         except DBAPIError as exc:
             engine.dispose()
             raise StoreError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from sqlalchemy import Engine
+from sqlalchemy import Column, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect
 
 
 def alembic_config():  # -> alembic.config.Config (imported lazily: Alembic is slow to import)
@@ -38,3 +38,31 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+# Alembic's own table, as Alembic creates it, for `create`.
+_VERSION = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+
+
+def create(engine: Engine) -> bool:
+    """Build the newest schema in an empty database straight from the models, recorded as
+    Alembic's head (Alembic's recipe for a new database: `create_all`, then stamp), in one
+    transaction; False when the database holds tables already (it is upgraded instead).
+
+    A test keeps `upgrade head` equal to the models; creating from them skips importing
+    Alembic and replaying every revision, which was most of the first run's start (0.12 s).
+    """
+    from aggregator.store.models import SCHEMA_REVISION, Base
+
+    with engine.begin() as conn:
+        if inspect(conn).get_table_names():
+            return False
+        Base.metadata.create_all(conn)
+        _VERSION.create(conn)
+        conn.execute(_VERSION.insert().values(version_num=SCHEMA_REVISION))
+    return True
