@@ -350,9 +350,10 @@ class Store:
         """Claim these inputs for `owner` until `until`; returns the ids now held by `owner`.
 
         An input is free when nobody holds it, its holder's lease ran out (a process that died
-        frees its inputs this way) or its holder is `stale_owner`. Each claim is one conditional
-        UPDATE, which both SQLite and PostgreSQL apply atomically: of two processes claiming one
-        input, exactly one wins.
+        frees its inputs this way) or its holder is `stale_owner`. Claims are conditional
+        UPDATEs (one per few hundred inputs, returning the rows they changed), which both SQLite
+        and PostgreSQL apply atomically, row by row: of two processes claiming one input,
+        exactly one wins.
         """
         i = inputs_t
         free = (i.c.lease_owner.is_(None)) | (i.c.lease_until < now) | (i.c.lease_owner == owner)
@@ -360,14 +361,14 @@ class Store:
             free = free | (i.c.lease_owner == stale_owner)
         held: set[int] = set()
         with self.transaction() as tx:
-            for input_id in input_ids:
+            for chunk in _chunks(list(input_ids)):
                 claimed = tx.conn.execute(
                     update(i)
-                    .where(i.c.id == input_id, free)
+                    .where(i.c.id.in_(chunk), free)
                     .values(lease_owner=owner, lease_until=until)
+                    .returning(i.c.id)
                 )
-                if claimed.rowcount == 1:
-                    held.add(input_id)
+                held.update(claimed.scalars())
         return held
 
     def renew(self, input_ids: Sequence[int], owner: str, until: datetime) -> None:
