@@ -6,7 +6,7 @@ import string
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aggregator.normalise.urls import UrlRules, clean_url, clean_url_key, host_of, url_key
@@ -60,6 +60,7 @@ SITE_PARAMS = UrlRules.make(tracking=["From", "share_token"])
         pytest.param("https://example.com/s?q=a+b", "https://example.com/s?q=a%20b", id="plus"),
         pytest.param("https://user:pw@example.com/a", "https://example.com/a", id="userinfo"),
         pytest.param("http://[::1]:8080/a", "http://[::1]:8080/a", id="ipv6"),
+        pytest.param("http://[fe80::1%25eth0]/a", "http://[fe80::1%25eth0]/a", id="ipv6-zone"),
     ],
 )
 def test_clean_url(url: str, expected: str) -> None:
@@ -78,6 +79,8 @@ def test_clean_url(url: str, expected: str) -> None:
         pytest.param("//example.com/a", id="protocol-relative"),
         pytest.param("https://", id="no-host"),
         pytest.param("http://example.com:99999/a", id="port-out-of-range"),
+        pytest.param("http://[::1]@a]b/", id="bracket-in-host"),
+        pytest.param("https://[::1]@a.b[:443-2?20", id="host-not-ipv6"),
         pytest.param("http://example.com:port/a", id="port-not-a-number"),
         pytest.param("", id="empty"),
     ],
@@ -233,6 +236,8 @@ def build(scheme: str, host: str, path: str, params: list[tuple[str, str]], extr
 
 @settings(max_examples=150, deadline=None)
 @given(url=st.one_of(st.text(max_size=40).map(lambda s: "http://" + s), st.text(max_size=40)))
+@example("http://[::1]@a]b/")  # urllib's host `a]b`: no URL can be built on it
+@example("https://[::1]@a.b[:443-2?20")  # urllib's host `:443-2`: not an IPv6 address
 def test_clean_url_is_idempotent_on_any_text(url: str) -> None:
     once = clean_url(url)
     if once is not None:
@@ -247,6 +252,8 @@ def test_clean_url_is_idempotent_on_any_text(url: str) -> None:
     ),
     rules=st.sampled_from([UrlRules(), ZAOBAO, SITE_PARAMS]),
 )
+@example("http://[::1]@a]b/", ZAOBAO)
+@example("https://[::1]@a.b[:443-2?20", ZAOBAO)
 def test_the_key_of_a_cleaned_url_is_its_url_key(url: str, rules: UrlRules) -> None:
     """Readers clean a link once and take its identity from the cleaned form."""
     cleaned = clean_url(url, rules)

@@ -7,6 +7,7 @@ query parameters, percent-escape case, or a configured host alias.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -73,11 +74,17 @@ def clean_url(url: str, rules: UrlRules = DEFAULT_RULES, *, alias: bool = False)
         return None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")
-    if scheme not in DEFAULT_PORTS or not host:
+    # A bracket belongs only around an IPv6 literal, which `hostname` gives without them:
+    # `http://[::1]@a]b/` has the host `a]b`, and no URL can be built on it.
+    if scheme not in DEFAULT_PORTS or not host or "[" in host or "]" in host:
         return None
     if alias:
         host = _alias(host, rules.host_aliases)
-    if ":" in host:  # an IPv6 literal
+    if ":" in host:  # an IPv6 literal, or what urllib makes of a mangled authority
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
         host = f"[{host}]"
     if port is not None and port != DEFAULT_PORTS[scheme]:
         host = f"{host}:{port}"
@@ -138,14 +145,12 @@ def url_key(url: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
     return cleaned.split("://", 1)[1]
 
 
-def clean_url_key(cleaned: str, rules: UrlRules = DEFAULT_RULES) -> str:
+def clean_url_key(cleaned: str, rules: UrlRules = DEFAULT_RULES) -> str | None:
     """`url_key` of a URL `clean_url` returned. `clean_url` is idempotent (tested), so without
     host aliases the key is the URL less its scheme, with no second parse (a tenth of the
     cost of reading a feed item)."""
     if rules.host_aliases:
-        key = url_key(cleaned, rules)
-        assert key is not None
-        return key
+        return url_key(cleaned, rules)
     return cleaned.split("://", 1)[1]
 
 
