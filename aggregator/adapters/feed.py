@@ -50,6 +50,8 @@ _XML_BASE = re.compile(rb"""xml:base\s*=\s*["']([^"']*)["']""")
 _EMPTY_LINK = re.compile(rb"<link\s*/>|<link>\s*</link>")
 # Western single-byte charsets (as codecs names them): a server's default label, often wrong.
 _WESTERN = frozenset({"iso8859-1", "cp1252", "ascii", "iso8859-15"})
+_HAS_HOST = re.compile(r"https?://[^/?#\s]")
+
 # The first item or entry of a document, and an element in it that says when it was updated
 # (Atom <updated>, Atom 0.3 <modified>, RSS <atom:updated>, <a10:updated>, <dcterms:modified>).
 _FIRST_ITEM = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?(?:item|entry))[\s>]")
@@ -321,9 +323,10 @@ def _xml_item(
     # the two parsers would make different ones (against the channel link, or the feed's).
     if guid and link and e.get("guidislink") and (fast or link == guid) and not _is_web_url(guid):
         link = None
-    # An absolute link needs no joining (most do not; joining costs as much as the rest of
-    # reading the item): `normalise` cleans it either way.
-    if not (link and link.startswith(("https://", "http://")) and "&amp;" not in link):
+    # An absolute link with a host needs no joining (joining costs as much as the rest of
+    # reading the item): `normalise` cleans it either way. One without a host (`http:///a`)
+    # takes the feed's host from joining, as it always did.
+    if not (link and _HAS_HOST.match(link) and "&amp;" not in link):
         link = _absolute(link, url)
     # Both parsers answer `updated` with the published date when the item has no updated
     # element, and feedparser files <dc:date> as `updated`: an item has `updated` only when
