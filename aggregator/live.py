@@ -124,7 +124,10 @@ class _Writer:
             return
         batch = (self.versions, self.states)
         self.versions, self.states, self.size = [], [], 0
-        self._writing = self._thread.submit(self._write, *batch)
+        if self.store.shared_across_threads:
+            self._writing = self._thread.submit(self._write, *batch)
+        else:  # an in-memory database exists only for this thread
+            self._write(*batch)
 
     def _write(
         self, versions: list[tuple[int, list[Version]]], states: list[tuple[int, dict[str, Any]]]
@@ -147,7 +150,12 @@ class _Writer:
         self.wait()
 
     def close(self) -> None:
+        """Wait for the batch being written. When the run stopped for another reason while
+        it failed, its error is logged, not raised over that reason."""
+        writing, self._writing = self._writing, None
         self._thread.shutdown(wait=True)
+        if writing is not None and (error := writing.exception()) is not None:
+            log.error("writing fetched items to the store failed: %s", error)
 
 
 def _fetch_in_thread(

@@ -7,6 +7,8 @@ import hashlib
 import json
 import time
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 
 from aggregator import config as config_module
 from aggregator.config import Config
+from aggregator.errors import StoreError
 from aggregator.store import Store
 from aggregator.sync import QuietReporter, SyncReport, sync
 
@@ -313,27 +316,95 @@ def test_copies_written_in_background_batches_are_all_stored_with_their_validato
     assert len(published(cfg).entries) == 24
 
 
-def test_a_failed_background_write_fails_the_run(tmp_path: Path) -> None:
-    """A batch that cannot be written is not lost silently: the next batch, or the end of the
-    run, raises its error."""
-    from contextlib import contextmanager
+class _FailingFirstWrite:
+    """A store whose first write transaction fails (the database locked by another writer);
+    the transactions tried are recorded."""
 
-    from aggregator.errors import StoreError
-    from aggregator.live import _Writer
+    shared_across_threads = True
 
-    class FailingStore:
-        @contextmanager
-        def transaction(self):  # type: ignore[no-untyped-def]
+    def __init__(self) -> None:
+        self.tried = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        self.tried += 1
+        if self.tried == 1:
             raise StoreError("agg.db: database is locked")
-            yield
+        yield _NoBatch()
 
-    writer = _Writer(FailingStore(), NOW)  # type: ignore[arg-type]
+
+class _NoBatch:
+    def put_versions(self, *args: Any) -> None: ...
+    def mark_pending(self, *args: Any) -> None: ...
+    def update_inputs(self, *args: Any) -> None: ...
+
+
+def test_a_failed_background_write_fails_the_run_at_the_next_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch that cannot be written is not lost silently: starting the next batch raises
+    its error, and that batch is not written after it."""
+    from aggregator import live
+
+    monkeypatch.setattr(live, "WRITE_BATCH", 1)
+    store = _FailingFirstWrite()
+    writer = live._Writer(store, NOW)  # type: ignore[arg-type]
+    version = _a_version()
     try:
-        writer.add(1, [], {"status": "ok"})
+        writer.add(1, [version], {"status": "ok"})  # batch 1, written in the background
         with pytest.raises(StoreError, match="database is locked"):
-            writer.flush()
+            writer.add(2, [version], {"status": "ok"})  # batch 2 waits for batch 1 first
+        assert store.tried == 1
     finally:
         writer.close()
+
+
+def test_a_failed_background_write_is_logged_when_the_run_stops_for_another_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aggregator import live
+
+    writer = live._Writer(_FailingFirstWrite(), NOW)  # type: ignore[arg-type]
+    writer.add(1, [], {"status": "ok"})
+    writer._start()  # in the background; then the run stops (Ctrl-C, a broken worker…)
+    writer.close()
+    assert "writing fetched items to the store failed: agg.db: database is locked" in caplog.text
+
+
+def _a_version() -> Any:
+    from aggregator.adapters.feed import parse_document
+    from aggregator.normalise.item import ItemSettings, normalise_document
+
+    doc = parse_document(rss(item(1)), "https://live.example/feed.xml")
+    versions, _ = normalise_document(doc, ItemSettings(scope="x"))
+    return versions[0]
+
+
+def test_an_in_memory_database_stores_feed_items(tmp_path: Path) -> None:
+    """`database: sqlite://` keeps the store in memory for one run (each thread would see a
+    database of its own, so copies are written from the thread that reads them)."""
+    with hs.serve() as server:
+        url = server.route("/f.xml", hs.static(rss(item(1), item(2))))
+        cfg = make_config(tmp_path, [{"url": url, "name": "mem"}], database="sqlite://")
+        report = run(cfg)
+    assert not report.failed and report.entries_new == 2
+    assert len(published(cfg).entries) == 2
+
+
+def test_a_link_urllib_cannot_rebuild_is_ignored_and_the_run_goes_on(tmp_path: Path) -> None:
+    """`http://[::1]@a]b/` parses with the host `a]b`; with host aliases configured its key
+    once took a second parse, which failed and stopped the whole run."""
+    with hs.serve() as server:
+        url = server.route("/f.xml", hs.static(rss(item(1, link="http://[::1]@a]b/"), item(2))))
+        cfg = make_config(
+            tmp_path,
+            [{"url": url, "name": "odd"}],
+            identity={"host_aliases": {"zaobao.com.sg": "zaobao.com"}},
+        )
+        report = run(cfg)
+    assert not report.failed and report.entries_new == 2
+    links = {e.get("link") for e in published(cfg).entries}
+    assert "https://live.example/a/2" in links and not any("a]b" in (x or "") for x in links)
 
 
 class Recorder(QuietReporter):

@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import SingletonThreadPool
 
 from aggregator.due import FetchState
 from aggregator.errors import StoreError
@@ -151,6 +152,13 @@ class Store:
             engine.dispose()
             raise
         return store
+
+    @property
+    def shared_across_threads(self) -> bool:
+        """Whether every thread sees the same database. Not so for an in-memory SQLite
+        database (`sqlite://`): SQLAlchemy gives each thread a connection, hence a database, of
+        its own, so everything must be done from one thread."""
+        return not isinstance(self.engine.pool, SingletonThreadPool)
 
     def schema_revision(self) -> str | None:
         with self.engine.connect() as conn:
@@ -361,7 +369,9 @@ class Store:
             free = free | (i.c.lease_owner == stale_owner)
         held: set[int] = set()
         with self.transaction() as tx:
-            for chunk in _chunks(list(input_ids)):
+            # in id order, as every claimer does: PostgreSQL locks the rows of one statement in
+            # the order it finds them, and two claimers locking in different orders deadlock
+            for chunk in _chunks(sorted(set(input_ids))):
                 claimed = tx.conn.execute(
                     update(i)
                     .where(i.c.id.in_(chunk), free)
