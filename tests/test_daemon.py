@@ -260,12 +260,16 @@ def test_serves_nothing_outside_the_output_and_changes_nothing(site: Path) -> No
             assert status == 405, method
 
 
-def test_a_skipped_post_is_one_log_event_with_its_path_and_reason(site: Path) -> None:
+def test_skipped_and_warned_posts_are_log_events_with_path_and_reason(site: Path) -> None:
     """JSON logs say what was skipped in fields a log collector can filter on."""
     broken = site.parent / "posts" / "broken.md"
     broken.write_text("---\ntitle: [unclosed\n---\nbody\n", encoding="utf-8")
+    (site.parent / "posts" / "undated.md").write_text("---\ntitle: Undated\n---\nbody\n")
     with dp.running(site) as d:
         event = d.wait_for(lambda e: e.get("event") == "skipped")
+        warned = d.wait_for(lambda e: e.get("event") == "warning")
+    assert warned["level"] == "warning" and warned["path"] == "posts/undated.md"
+    assert warned["reason"].startswith("no date")
     assert event["level"] == "warning"
     assert event["path"] == "posts/broken.md"  # as the config names the folder
     assert event["reason"].startswith("malformed YAML front matter")
