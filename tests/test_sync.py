@@ -110,6 +110,42 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_fatal(tmp_path: Path) -> N
     )
 
 
+def test_an_unreadable_body_is_forgotten_once_its_post_is_deleted(tmp_path: Path) -> None:
+    """The output remembers a body it could not read until the file is back; a post deleted
+    meanwhile never comes back, and its entry leaves the store: so does the memory."""
+    import json
+
+    for day, title in enumerate(("Post A", "Post B", "Post C"), start=1):
+        post(tmp_path / "posts", f"{day}.md", title, day)
+    (tmp_path / "other").mkdir()
+    config = config_module.parse(
+        {
+            "feeds": {"entries": 2, "archive_page": 2},
+            "inputs": [
+                {"kind": "files", "path": "posts", "name": "archive"},
+                {"kind": "files", "path": "other", "name": "other"},
+            ],
+        },
+        base_dir=tmp_path,
+    )
+    manifest = tmp_path / "public" / ".aggregator-manifest.json"
+
+    def remembered() -> list[str]:
+        return sorted(Path(p).name for p in json.loads(manifest.read_text()).get("unreadable", {}))
+
+    sync(config, workers=1)
+    (tmp_path / "posts").rename(tmp_path / "away")
+    post(tmp_path / "other", "4.md", "Post D", 4)
+    sync(config, workers=1, only=["other"])
+    assert remembered() == ["3.md"]
+
+    (tmp_path / "away" / "3.md").unlink()  # deleted while away
+    (tmp_path / "away").rename(tmp_path / "posts")
+    report = sync(config, workers=1)
+    assert [i.removed for i in report.inputs] == [1, 0]
+    assert remembered() == []
+
+
 def test_a_body_that_cannot_be_read_comes_back_once_it_can(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

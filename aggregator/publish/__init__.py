@@ -279,6 +279,13 @@ def publish(
             forced_feeds.add(key)
             if page_size:
                 forced_pages.add((key, (place - 1) // page_size + 1))
+    if unreadable:  # files of entries removed since (the post deleted) are forgotten
+        alive = store.present_entries([int(pk) for _, pks in unreadable.values() for pk in pks])
+        for path, (reason, pks) in list(unreadable.items()):
+            if shown := [pk for pk in pks if int(pk) in alive]:
+                unreadable[path] = [reason, shown]
+            else:
+                del unreadable[path]
     new_manifest: dict[str, Any] = {}
     tasks: list[RenderTask] = []
     wanted: dict[int, set[str]] = {}  # entry pk -> formats it is to be rendered in

@@ -551,6 +551,19 @@ class Store:
             out.update(self._item_rows(self._item_query().where(entries_t.c.id.in_(chunk))))
         return out
 
+    def present_entries(self, pks: Sequence[int]) -> set[int]:
+        """Those of these entry pks that are in the store."""
+        found: set[int] = set()
+        with self.reading() as conn:
+            for chunk in _chunks(sorted(set(pks))):
+                found.update(
+                    pk
+                    for (pk,) in conn.execute(
+                        select(entries_t.c.id).where(entries_t.c.id.in_(chunk))
+                    )
+                )
+        return found
+
     def places_of(self, pks: Sequence[int]) -> list[tuple[str, int]]:
         """(feed key, place in its archive) of every feed these entries are in."""
         out: list[tuple[str, int]] = []
