@@ -512,6 +512,37 @@ def test_relative_links_under_a_private_network_xml_base(parser: str, host: str)
     assert (doc.link, doc.items[0].link) == (f"http://{host}/blog/", f"http://{host}/blog/a1.html")
 
 
+@pytest.mark.parametrize(
+    ("channel", "expected"),
+    [
+        pytest.param("<channel><link>https://site.example/news/</link>",
+                     ["https://site.example/a/1", "https://site.example/news/b/2"],
+                     id="channel-link"),
+        pytest.param("<channel xml:base='https://base.example/x/'>"
+                     "<link>https://site.example/news/</link>",
+                     ["https://base.example/a/1", "https://base.example/x/b/2"], id="xml-base"),
+        pytest.param("<channel>",
+                     ["https://feeds.example/a/1", "https://feeds.example/rss/b/2"],
+                     id="no-channel-link"),
+    ],
+)  # fmt: skip
+def test_relative_rss_item_links_are_the_same_whichever_parser(
+    parser: str, channel: str, expected: list[str]
+) -> None:
+    """A relative item link in RSS is relative to the site (the channel's link, often on
+    another host than the feed), unless `xml:base` says otherwise; without either, to the
+    feed. Both parsers give the same links, so a feed that is sometimes read by one and
+    sometimes by the other keeps its articles' identities."""
+    data = (
+        f"<rss version='2.0'>{channel}<title>T</title>"
+        "<item><title>A</title><link>/a/1</link><guid isPermaLink='false'>g1</guid></item>"
+        "<item><title>B</title><link>b/2</link><guid isPermaLink='false'>g2</guid></item>"
+        "</channel></rss>"
+    ).encode()
+    doc = feed.parse_document(data, "https://feeds.example/rss/feed.xml")
+    assert [item.link for item in doc.items] == expected
+
+
 def test_items_with_an_empty_link_stay_apart_whichever_parser(parser: str) -> None:
     """feedparser-rs would give every `<link></link>` its channel's link, making the items one
     article: such a document is read by feedparser, and each item keeps its own GUID."""

@@ -156,12 +156,17 @@ def _fast_parse(data: bytes) -> Any | None:
         parsed = feedparser_rs.parse(data, sanitize_html=False, resolve_relative_uris=True)
     except Exception:  # any failure of the fast path just means feedparser reads it
         return None
-    if parsed.get("bozo") or not parsed.get("version") or _links_blanked(parsed, data):
+    if parsed.get("bozo") or not parsed.get("version"):
+        return None
+    bases = _XML_BASE.findall(data)
+    if bases and str(parsed.get("version")).startswith("rss"):
+        return None  # feedparser-rs ignores xml:base in RSS; feedparser applies it
+    if _links_blanked(parsed, data, bases):
         return None
     return parsed
 
 
-def _links_blanked(parsed: Any, data: bytes) -> bool:
+def _links_blanked(parsed: Any, data: bytes, bases: list[bytes]) -> bool:
     """Whether feedparser-rs blanked a link that feedparser would keep.
 
     feedparser-rs (0.7) replaces an http(s) URL whose host is loopback, private, link-local or
@@ -183,7 +188,7 @@ def _links_blanked(parsed: Any, data: bytes) -> bool:
         links.extend(enclosure.get("href") for enclosure in entry.get("enclosures") or ())
     if "" in links and _PRIVATE_URL.search(data):
         return True  # blanked (an empty link written as such is kept: both read it alike)
-    return any(_PRIVATE_URL.search(base) for base in _XML_BASE.findall(data))
+    return any(_PRIVATE_URL.search(base) for base in bases)
 
 
 def _items_are_dated(data: bytes) -> bool:
@@ -245,7 +250,9 @@ def _parse_xml(text: str, url: str) -> FeedDocument:
         title=feed.get("title") or None,
         link=_absolute(feed.get("link"), url),
         language=language,
-        items=tuple(_xml_item(e, url, language, fast, dated) for e in entries),
+        items=tuple(
+            _xml_item(e, url, _link_base(parsed, url), language, fast, dated) for e in entries
+        ),
         warnings=tuple(warnings),
     )
 
@@ -259,6 +266,17 @@ def _items_lost(data: bytes) -> bool:
     without items loses nothing, and it is read as before.
     """
     return _FIRST_ITEM.search(data) is not None or _ROOT_END.search(data[-4096:]) is None
+
+
+def _link_base(parsed: Any, url: str) -> str:
+    """What a relative item link is relative to: in RSS, the channel's link (the site, which
+    is often on another host than its feed: feedparser-rs reads them so, and a feed read by
+    either parser must give the same links), unless an `xml:base` said otherwise (feedparser
+    has applied it then); in Atom, the document (`xml:base` applied by both parsers)."""
+    channel = parsed.get("feed", {}).get("link")
+    if str(parsed.get("version")).startswith("rss") and channel and _HAS_HOST.match(channel):
+        return str(channel)
+    return url
 
 
 def _absolute(link: str | None, base: str) -> str | None:
@@ -283,7 +301,7 @@ def _is_web_url(value: str) -> bool:
 
 
 def _xml_item(
-    e: Mapping[str, Any], url: str, language: str | None, fast: bool, dated: bool
+    e: Mapping[str, Any], url: str, link_base: str, language: str | None, fast: bool, dated: bool
 ) -> ItemDraft:
     """One item; `fast` when feedparser-rs read it, `dated` when the document's items have an
     element saying when they were updated (see _items_are_dated)."""
@@ -327,7 +345,7 @@ def _xml_item(
     # reading the item): `normalise` cleans it either way. One without a host (`http:///a`)
     # takes the feed's host from joining, as it always did.
     if not (link and _HAS_HOST.match(link) and "&amp;" not in link):
-        link = _absolute(link, url)
+        link = _absolute(link, link_base)
     # Both parsers answer `updated` with the published date when the item has no updated
     # element, and feedparser files <dc:date> as `updated`: an item has `updated` only when
     # the document's items have such an element and, in feedparser's answer (which tells
