@@ -95,7 +95,7 @@ def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     from aggregator.adapters import feed
 
     if request.param == "feedparser":
-        monkeypatch.setattr(feed, "_fast_parse", lambda data: None)
+        monkeypatch.setattr(feed, "_fast_parse", lambda data, bases: None)
     else:
         pytest.importorskip("feedparser_rs")
     return str(request.param)
