@@ -349,7 +349,7 @@ def _xml_item(
         link = None
     # An absolute link with a host needs no joining (joining costs as much as the rest of
     # reading the item): `normalise` cleans it either way. One without a host (`http:///a`)
-    # takes the feed's host from joining, as it always did.
+    # takes the host of `base` from joining, as it always did.
     if not (link and _HAS_HOST.match(link) and "&amp;" not in link):
         link = _absolute(link, base)
     # Both parsers answer `updated` with the published date when the item has no updated
