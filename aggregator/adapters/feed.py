@@ -246,13 +246,12 @@ def _parse_xml(text: str, url: str) -> FeedDocument:
             raise ParseError(f"not well-formed, and no item could be read ({reason})")
         warnings.append(f"not well-formed, read leniently ({reason})")
     language = feed.get("language") or None
+    base = _item_base(parsed, url, bases)
     return FeedDocument(
         title=feed.get("title") or None,
         link=_absolute(feed.get("link"), url),
         language=language,
-        items=tuple(
-            _xml_item(e, _item_base(parsed, url, bases), language, fast, dated) for e in entries
-        ),
+        items=tuple(_xml_item(e, base, language, fast, dated) for e in entries),
         warnings=tuple(warnings),
     )
 
