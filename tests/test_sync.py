@@ -110,15 +110,13 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_fatal(tmp_path: Path) -> N
     )
 
 
-def test_an_unreadable_body_is_forgotten_once_its_post_is_deleted(tmp_path: Path) -> None:
-    """The output remembers a body it could not read until the file is back; a post deleted
-    meanwhile never comes back, and its entry leaves the store: so does the memory."""
-    import json
-
+def archive_and_other(tmp_path: Path) -> config_module.Config:
+    """Posts A-C in `posts` (input `archive`) and an empty folder `other` (input `other`),
+    with feeds of 2 entries and archive pages of 2."""
     for day, title in enumerate(("Post A", "Post B", "Post C"), start=1):
         post(tmp_path / "posts", f"{day}.md", title, day)
     (tmp_path / "other").mkdir()
-    config = config_module.parse(
+    return config_module.parse(
         {
             "feeds": {"entries": 2, "archive_page": 2},
             "inputs": [
@@ -128,6 +126,14 @@ def test_an_unreadable_body_is_forgotten_once_its_post_is_deleted(tmp_path: Path
         },
         base_dir=tmp_path,
     )
+
+
+def test_an_unreadable_body_is_forgotten_once_its_post_is_deleted(tmp_path: Path) -> None:
+    """The output remembers a body it could not read until the file is back; a post deleted
+    meanwhile never comes back, and its entry leaves the store: so does the memory."""
+    import json
+
+    config = archive_and_other(tmp_path)
     manifest = tmp_path / "public" / ".aggregator-manifest.json"
 
     def remembered() -> list[str]:
@@ -153,19 +159,7 @@ def test_a_body_that_cannot_be_read_comes_back_once_it_can(
     while another input changes the feeds publishes those bodies empty, with a warning; the
     documents are rendered again next time, so the bodies return when the folder does, even
     though nothing in the store changed."""
-    for day, title in enumerate(("Post A", "Post B", "Post C"), start=1):
-        post(tmp_path / "posts", f"{day}.md", title, day)
-    (tmp_path / "other").mkdir()
-    config = config_module.parse(
-        {
-            "feeds": {"entries": 2, "archive_page": 2},
-            "inputs": [
-                {"kind": "files", "path": "posts", "name": "archive"},
-                {"kind": "files", "path": "other", "name": "other"},
-            ],
-        },
-        base_dir=tmp_path,
-    )
+    config = archive_and_other(tmp_path)
     output = tmp_path / "public"
 
     def bodies() -> dict[str, set[str]]:
