@@ -46,6 +46,8 @@ class FetchState:
     moved_count: int = 0
     retired_at: datetime | None = None
     last_error: str | None = None
+    read_settings: str | None = None
+    """The settings the input's copies were read under (`normalise.settings_key`)."""
 
     @property
     def fetch_url(self) -> str:

@@ -28,10 +28,12 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from aggregator import __version__, due, fetch
 from aggregator.config import Config, FeedInput
+from aggregator.normalise import settings_key
 from aggregator.normalise.item import ItemSettings
 from aggregator.normalise.urls import UrlRules
 from aggregator.parsing import ParsedFeed, feed_pool, parse_feed
@@ -86,7 +88,18 @@ class _Job:
     input_id: int
     state: due.FetchState
     report: InputReport
+    settings: ItemSettings
     started: float = field(default_factory=time.perf_counter)
+
+    @cached_property
+    def read_under(self) -> str:
+        return settings_key(self.settings)
+
+    @property
+    def read_again(self) -> bool:
+        """True when the input's copies were read under other settings: the document is
+        fetched whole and every item is stored again."""
+        return self.state.read_settings != self.read_under
 
 
 @dataclass
@@ -210,10 +223,13 @@ def run_feed_inputs(
             result.note = state.waiting_note()
             result.ran = False
             continue
-        jobs[input_id] = _Job(inp, input_id, state, result)
-        requests.append(
-            fetch.Request(state.fetch_url, state.etag, state.last_modified, key=input_id)
-        )
+        job = jobs[input_id] = _Job(inp, input_id, state, result, item_settings(config, inp))
+        if job.read_again:
+            requests.append(fetch.Request(state.fetch_url, None, None, key=input_id))
+        else:
+            requests.append(
+                fetch.Request(state.fetch_url, state.etag, state.last_modified, key=input_id)
+            )
     if not requests:
         return reports
 
@@ -237,7 +253,7 @@ def run_feed_inputs(
             if not fetched.ok:
                 _finish(job, fetched, None, writer, store, config, reporter, now)
                 continue
-            settings = item_settings(config, job.inp)
+            settings = job.settings
             if pool is None and workers > 1 and len(requests) >= PARALLEL_MIN:
                 pool = feed_pool(workers)
             if pool is None:
@@ -287,12 +303,13 @@ def _finish(
             result.skipped.append(Skipped(f"item {position + 1}", reason))
             reporter.skipped(f"{url} item {position + 1}", reason)
         known = store.known_signatures(job.input_id)
+        read_again = job.read_again
         for v in parsed.versions:
             old = known.get(v.locator)
             if old is None:
                 result.new += 1
                 versions.append(v)
-            elif old != v.signature:
+            elif old != v.signature or read_again:
                 result.updated += 1
                 versions.append(v)
             else:
@@ -307,6 +324,8 @@ def _finish(
         last_modified=fetched.last_modified,
     )
     changes = due.after_fetch(job.state, outcome, now, policy(config, job.inp))
+    if error is None and parsed is not None and job.read_again:
+        changes["read_settings"] = job.read_under
     if error is not None:
         result.error = f"{url}: {error}"
     elif fetched.not_modified:

@@ -25,7 +25,7 @@ from aggregator.config import Input as InputConfig
 from aggregator.decide import decide_entries
 from aggregator.errors import ParseError, SourceError
 from aggregator.leases import Leases, live_holder, owner_name
-from aggregator.normalise import PostSettings, render_body
+from aggregator.normalise import PostSettings, render_body, settings_key
 from aggregator.normalise.urls import UrlRules
 from aggregator.parsing import parsed
 from aggregator.publish import PublishResult, publish
@@ -238,7 +238,12 @@ def run_files_input(
         store.record_run(input_id, now=now, ok=False, error=result.error, next_due=now + inp.every)
         return result
     signatures = store.known_signatures(input_id)
-    changed = [f for f in found if signatures.get(f.locator) != f.signature]
+    settings = post_settings(config, inp)
+    read_under = settings_key(settings)
+    if store.read_settings(input_id) == read_under:
+        changed = [f for f in found if signatures.get(f.locator) != f.signature]
+    else:  # read under other settings (or before they were recorded): read everything again
+        changed = found
     present = {f.locator for f in found}
     # Posts in a folder that could not be listed are not gone: their stored copies stay.
     hidden = tuple(s.locator for s in unlisted if s.locator.endswith("/"))
@@ -252,7 +257,6 @@ def run_files_input(
     result.unchanged = len(found) - len(changed)
     reporter.input_started(inp.display_name, len(changed))
 
-    settings = post_settings(config, inp)
     batch: list[Version] = []
 
     def flush() -> None:
@@ -285,7 +289,7 @@ def run_files_input(
         )
     result.removed = len(gone)
     result.seconds = time.perf_counter() - started
-    store.record_run(input_id, now=now, ok=True, next_due=now + inp.every)
+    store.record_run(input_id, now=now, ok=True, next_due=now + inp.every, read_settings=read_under)
     timing.info(
         "input %s: %d files, %d read, %d removed in %.2fs",
         inp.display_name,

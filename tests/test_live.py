@@ -259,6 +259,25 @@ def test_a_changed_item_moves_updated(tmp_path: Path) -> None:
     assert entry.updated == later.isoformat()
 
 
+def test_a_change_of_a_feeds_settings_reads_it_whole_again(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        url = server.route("/f.xml", hs.static(rss(item(1), item(2))))
+        run(make_config(tmp_path, [{"url": url, "name": "f"}]))
+        cfg = make_config(tmp_path, [{"url": url, "name": "f", "source": "Wire", "tags": ["x"]}])
+        report = run(cfg, NOW + timedelta(hours=1), force=True)
+        # validators would get a 304 and leave the stored items as they were read before
+        assert server.requests[1].headers.get("if-none-match") is None
+        assert server.requests[1].headers.get("if-modified-since") is None
+        assert (report.inputs[0].updated, report.inputs[0].unchanged) == (2, 0)
+        entries = published(cfg).entries
+        assert [sorted(t.term for t in e.tags) for e in entries] == [["x"], ["x"]]
+        assert len(published(cfg, "source/wire.atom").entries) == 2
+
+        again = run(cfg, NOW + timedelta(hours=2), force=True)
+        assert server.requests[2].headers.get("if-none-match")
+        assert again.inputs[0].note == "not modified since the last fetch"
+
+
 def test_a_10_mb_feed(tmp_path: Path) -> None:
     body = "这是一段很长的正文。" * 170  # about 5 KB of UTF-8 per item
     items = [item(n % 28 + 1, link=f"https://big.example/{n}", body=body) for n in range(2000)]

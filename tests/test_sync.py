@@ -193,3 +193,35 @@ def test_a_body_that_cannot_be_read_comes_back_once_it_can(
     assert bodies() == {t: {f"<p>{t}</p>"} for t in ("Post A", "Post B", "Post C", "Post D")}
     # and then the output is up to date: nothing more to write
     assert sync(config, workers=1).published.written == []
+
+
+def test_posts_already_read_follow_a_change_of_their_inputs_settings(tmp_path: Path) -> None:
+    archive = tmp_path / "posts"
+    post(archive, "a.md", "First post", 1)
+    (archive / "b.md").write_text(
+        "---\ntitle: Linked post\ndate: 2023-05-02 08:00:00\n"
+        "from: https://news.example/b?utm_source=x\n---\n<p>Linked</p>\n",
+        encoding="utf-8",
+    )
+    spec: dict[str, Any] = {"kind": "files", "path": "posts", "name": "archive"}
+    first = sync(config_module.parse({"inputs": [spec]}, base_dir=tmp_path), workers=1)
+    assert first.entries_new == 2
+
+    changed = {**spec, "source": "My Archive", "tags": ["saved"], "timezone": "Asia/Tokyo"}
+    config = config_module.parse({"inputs": [changed]}, base_dir=tmp_path)
+    second = sync(config, workers=1)
+    (report,) = second.inputs
+    assert (report.new, report.updated, report.unchanged) == (0, 2, 0)
+    feed = feedparser.parse((tmp_path / "public" / "all.atom").read_bytes())
+    by_title = {e.title: e for e in feed.entries}
+    assert all("saved" in [t.term for t in e.tags] for e in feed.entries)
+    (source_feed,) = (tmp_path / "public" / "source").glob("my-archive*.atom")
+    assert len(feedparser.parse(source_feed.read_bytes()).entries) == 2
+    # naive dates are read in the input's new zone: 08:00 in Tokyo
+    assert by_title["Linked post"].published == "2023-05-01T23:00:00+00:00"
+    assert (tmp_path / "public" / "tag" / "saved.atom").exists()
+
+    third = sync(config, workers=1)  # the same settings: nothing read again
+    (report,) = third.inputs
+    assert (report.new, report.updated, report.unchanged) == (0, 0, 2)
+    assert third.published is not None and third.published.written == []

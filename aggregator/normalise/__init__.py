@@ -10,10 +10,12 @@ summary, when a feed that includes the post is written.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import re
 import zoneinfo
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -40,6 +42,25 @@ class PostSettings:
     @property
     def tz(self) -> tzinfo:
         return UTC if self.timezone == "UTC" else zoneinfo.ZoneInfo(self.timezone)
+
+
+# Bump when reading the same file or item under the same settings gives other fields: stored
+# copies are then read again (see `settings_key`).
+READ_VERSION = 1
+
+
+def settings_key(settings: Any) -> str:
+    """A digest of everything an input's settings (`PostSettings`, `ItemSettings`) change in
+    the copies read under them. The store keeps it per input: copies read under other settings
+    (a new `source`, `tags`, time zone, language, summary length or URL rules) are read again.
+    """
+    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    rules: urls.UrlRules = values.pop("rules")
+    values["tracking_params"] = sorted(rules.tracking_params)
+    values["host_aliases"] = sorted(rules.host_aliases.items())
+    values["version"] = READ_VERSION
+    data = json.dumps(values, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
 def _scalar(value: Any) -> str | None:

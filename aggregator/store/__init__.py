@@ -276,6 +276,7 @@ class Store:
                         moved_count=r.moved_count or 0,
                         retired_at=r.retired_at,
                         last_error=r.last_error,
+                        read_settings=r.read_settings,
                     )
         return out
 
@@ -330,13 +331,17 @@ class Store:
         ok: bool,
         error: str | None = None,
         next_due: datetime | None = None,
+        read_settings: str | None = None,
     ) -> None:
-        """Remember the outcome of running an input (its state lives here, not in memory)."""
+        """Remember the outcome of running an input (its state lives here, not in memory);
+        `read_settings`, when given, is what its copies are now read under."""
         values: dict[str, Any] = {
             "last_attempt_at": now,
             "status": "ok" if ok else "error",
             "next_due_at": next_due,
         }
+        if read_settings is not None:
+            values["read_settings"] = read_settings
         if ok:
             values.update(last_success_at=now, error_count=0, last_error=None)
         else:
@@ -459,6 +464,14 @@ class Store:
                     f"SELECT locator, signature FROM versions WHERE input_id = {ph}", (input_id,)
                 ).all()
             )
+
+    def read_settings(self, input_id: int) -> str | None:
+        """What the input's copies were read under (see `record_run`); None when unknown."""
+        with self.reading() as conn:
+            value = conn.execute(
+                select(inputs_t.c.read_settings).where(inputs_t.c.id == input_id)
+            ).scalar_one_or_none()
+        return None if value is None else str(value)
 
     def known_files(self, input_id: int, locators: Sequence[str]) -> dict[str, tuple[int, str]]:
         """locator -> (version id, identity key) of these stored copies of an input."""

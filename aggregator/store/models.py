@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # The head revision of `migrations/`; the store checks it before using a database (a test keeps
 # it equal to Alembic's head).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -97,6 +97,10 @@ class InputRow(Base):
     moved_count: Mapped[int | None] = mapped_column(Integer)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When the input answered 410 Gone; it is not fetched again."""
+    # 0004
+    read_settings: Mapped[str | None] = mapped_column(String(64))
+    """`normalise.settings_key` of the settings the input's copies were read under: when the
+    configuration changes it, every copy is read again."""
 
 
 class VersionRow(Base):
