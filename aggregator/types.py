@@ -129,7 +129,8 @@ class Version:
     summary: str | None
     """Plain text, at most the configured length; None when derived from the body."""
     body_hash: str
-    """Hash of the title, link and body as read (see `identity.body_hash`)."""
+    """Hash of what readers see of the copy: title, link, body as published (an HTML post
+    body sanitised; see `normalise._hashed_body`) and the other shown fields."""
     mtime_ns: int
     warnings: tuple[str, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()

@@ -537,6 +537,22 @@ def test_body_hash_ignores_the_file_and_follows_the_content() -> None:
     assert post("title: T\nfrom: https://e.com/a", "<p>y</p>").body_hash != a.body_hash
 
 
+@pytest.mark.parametrize(
+    "saved_again",
+    [
+        pytest.param('<p>x</p><script>var nonce="b81f";</script>', id="script"),
+        pytest.param("<!-- saved 2024-01-02 --><p>x</p>", id="comment"),
+        pytest.param('<p onclick="track()">x</p>', id="event-handler"),
+        pytest.param("<p>x</p><style>p{color:red}</style>", id="style"),
+    ],
+)
+def test_an_html_edit_that_sanitising_removes_keeps_the_body_hash(saved_again: str) -> None:
+    """`updated` moves only when what readers see changes (issue 2)."""
+    front = "title: T\nfrom: https://e.com/a"
+    assert post(front, saved_again).body_hash == post(front, "<p>x</p>").body_hash
+    assert post(front, saved_again.replace("x", "y")).body_hash != post(front).body_hash
+
+
 # ---- property: front matter round trip -----------------------------------------------------------
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

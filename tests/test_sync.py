@@ -225,3 +225,29 @@ def test_posts_already_read_follow_a_change_of_their_inputs_settings(tmp_path: P
     (report,) = third.inputs
     assert (report.new, report.updated, report.unchanged) == (0, 0, 2)
     assert third.published is not None and third.published.written == []
+
+
+def test_a_post_saved_again_with_only_scripts_changed_is_not_updated(tmp_path: Path) -> None:
+    archive = tmp_path / "posts"
+    archive.mkdir()
+    page = "---\ntitle: Saved page\ndate: 2023-05-01 08:00:00\n---\n<p>{}</p>{}\n"
+    target = archive / "a.html"
+    target.write_text(page.format("Text", "<script>var nonce = 1;</script>"), encoding="utf-8")
+    config = config_module.parse(
+        {"inputs": [{"kind": "files", "path": "posts"}]}, base_dir=tmp_path
+    )
+    assert sync(config, workers=1).entries_new == 1
+    before = (tmp_path / "public" / "all.atom").read_bytes()
+
+    target.write_text(page.format("Text", "<script>var nonce = 2;</script>"), encoding="utf-8")
+    again = sync(config, workers=1)
+    assert again.inputs[0].updated == 1  # the file was read again
+    assert again.entries_updated == 0 and again.published is not None
+    assert again.published.written == []
+    assert (tmp_path / "public" / "all.atom").read_bytes() == before
+
+    target.write_text(page.format("New text", "<script>var nonce = 3;</script>"), encoding="utf-8")
+    edited = sync(config, workers=1)
+    assert edited.entries_updated == 1
+    (entry,) = feedparser.parse((tmp_path / "public" / "all.atom").read_bytes()).entries
+    assert entry.content[0].value == "<p>New text</p>"
