@@ -35,7 +35,7 @@ from aggregator import due, fetch
 from aggregator.config import Config, OriginInput
 from aggregator.errors import ParseError
 from aggregator.live import fetch_settings
-from aggregator.normalise import dates, html, identity, text, urls
+from aggregator.normalise import dates, html, identity, settings_key, text, urls
 from aggregator.store import Store
 from aggregator.sync import ORIGIN_LOCATION, BodyLoader, InputReport, Reporter
 from aggregator.types import MARK, FeedItem, OriginTarget, Skipped, Tag, Version
@@ -187,6 +187,24 @@ def run_origin_input(
 ) -> InputReport:
     result = InputReport(inp.display_name, inp.kind, "original pages")
     input_id = store.ensure_input(inp.display_name, inp.kind, ORIGIN_LOCATION, now)
+    read_under = settings_key(
+        {
+            "selectors": inp.selectors,
+            "min_chars": inp.min_chars,
+            "timezone": inp.timezone,
+            "summary_length": config.feeds.summary_length,
+            "rules": urls.UrlRules.make(
+                config.identity.tracking_params, config.identity.host_aliases
+            ),
+        }
+    )
+    if store.read_settings(input_id) != read_under:
+        # Pages read with other selectors (or limits) are read again, newest first, a run's
+        # worth at a time; recorded now, so the pages are made due only once.
+        again = store.recheck_origin_pages(now)
+        if again:
+            log.info("%s: settings changed; %d original pages will be read again", inp.name, again)
+        store.set_read_settings(input_id, read_under)
     targets = store.origin_targets(now, inp.per_run)
     if not targets:
         result.note = "no original page is due"

@@ -425,6 +425,28 @@ def test_per_host_selector_picks_the_body(tmp_path: Path) -> None:
     assert "正文之外的内容" not in entry.content[0].value
 
 
+def test_new_selectors_read_pages_already_checked_again(tmp_path: Path) -> None:
+    with hs.serve() as server:
+        body = page("正文之外的内容。" * 40).replace(
+            b"<footer>",
+            b"<div class='real'>" + ("选择器选中的正文。" * 40).encode() + b"</div><footer>",
+        )
+        url = server.route("/news/1", hs.static(body, "text/html", etag=True))
+        write_post(tmp_path / "posts", "a.md", url)
+        run(make_config(tmp_path))
+        assert len(server.requests) == 1
+        cfg = make_config(tmp_path, selectors={"127.0.0.1": "div.real"})
+        soon = NOW + timedelta(minutes=5)  # the page is not due for a recheck yet
+        report = run(cfg, soon)
+        assert len(server.requests) == 2
+        assert "if-none-match" not in server.requests[1].headers  # read whole, not a 304
+        assert report.entries_updated == 1
+        (entry,) = entries(cfg)
+        assert "选择器选中的正文" in entry.content[0].value
+        run(cfg, soon + timedelta(minutes=1))  # read under these selectors: not due again
+        assert len(server.requests) == 2
+
+
 @pytest.mark.parametrize(
     ("a", "b", "same"),
     [

@@ -50,11 +50,15 @@ READ_VERSION = 1
 
 
 def settings_key(settings: Any) -> str:
-    """A digest of everything an input's settings (`PostSettings`, `ItemSettings`) change in
-    the copies read under them. The store keeps it per input: copies read under other settings
-    (a new `source`, `tags`, time zone, language, summary length or URL rules) are read again.
+    """A digest of everything an input's settings (`PostSettings`, `ItemSettings`, or a dict
+    of plain values and `rules`) change in the copies read under them. The store keeps it per
+    input: copies read under other settings (a new `source`, `tags`, time zone, language,
+    summary length or URL rules) are read again.
     """
-    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    if isinstance(settings, dict):
+        values = dict(settings)
+    else:
+        values = {f.name: getattr(settings, f.name) for f in fields(settings)}
     rules: urls.UrlRules = values.pop("rules")
     values["tracking_params"] = sorted(rules.tracking_params)
     values["host_aliases"] = sorted(rules.host_aliases.items())

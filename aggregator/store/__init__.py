@@ -473,6 +473,23 @@ class Store:
             ).scalar_one_or_none()
         return None if value is None else str(value)
 
+    def set_read_settings(self, input_id: int, key: str) -> None:
+        """Record what the input's copies are read under from now on (see `record_run`)."""
+        with self.transaction() as tx:
+            tx.conn.execute(
+                update(inputs_t).where(inputs_t.c.id == input_id).values(read_settings=key)
+            )
+
+    def recheck_origin_pages(self, now: datetime) -> int:
+        """Make every original page due now and fetched whole (no validators): what was read
+        from them under other settings is read again. Returns how many pages that is."""
+        p = origin_pages_t
+        with self.transaction() as tx:
+            done = tx.conn.execute(
+                update(p).values(etag=None, last_modified=None, next_check_at=now)
+            )
+        return int(done.rowcount or 0)
+
     def known_files(self, input_id: int, locators: Sequence[str]) -> dict[str, tuple[int, str]]:
         """locator -> (version id, identity key) of these stored copies of an input."""
         ph = self.placeholder
