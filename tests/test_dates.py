@@ -129,6 +129,11 @@ def test_date_objects(value, tz, expected: datetime) -> None:
         # Years nobody means.
         pytest.param("1800-01-01", id="year-1800"),
         pytest.param("9999-12-31", id="year-9999"),
+        # ...including those past the last instant Python can hold once converted to UTC
+        pytest.param("9999-12-31 23:00:00 -05:00", id="year-9999-west-of-utc"),
+        pytest.param("Fri, 31 Dec 9999 23:00:00 -0500", id="rfc822-year-9999-west"),
+        pytest.param("9999-12-31T23:00:00-05:00", id="iso-year-9999-west"),
+        pytest.param(datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))), id="obj"),
         pytest.param("0", id="zero"),
         # Not dates at all.
         pytest.param("", id="empty"),

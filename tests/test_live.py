@@ -436,6 +436,20 @@ class Recorder(QuietReporter):
         self.warnings.append(f"{path}: {message}")
 
 
+def test_an_item_dated_past_the_end_of_time_is_a_warning_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    far = item(1).replace("Sun, 01 Jul 2022 09:30:00 GMT", "Fri, 31 Dec 9999 23:00:00 -0500")
+    with hs.serve() as server:
+        url = server.route("/f.xml", hs.static(rss(far, item(2))))
+        cfg = make_config(tmp_path, [{"url": url, "name": "f"}])
+        recorder = Recorder()
+        report = sync(cfg, now=NOW, workers=1, reporter=recorder)
+    assert report.entries_new == 2 and not report.failed
+    assert any("year 9999 is out of range" in w for w in recorder.warnings), recorder.warnings
+    assert input_row(cfg, "f")["status"] == "ok"
+
+
 ZH_TITLE = {"gbk": "联合早报：中国经济新闻", "big5": "聯合早報：中國經濟新聞"}
 ZH_BODY = {
     "gbk": "新加坡联合早报报道，中国经济持续增长，出口和消费都有回升。" * 12,

@@ -251,3 +251,21 @@ def test_a_post_saved_again_with_only_scripts_changed_is_not_updated(tmp_path: P
     assert edited.entries_updated == 1
     (entry,) = feedparser.parse((tmp_path / "public" / "all.atom").read_bytes()).entries
     assert entry.content[0].value == "<p>New text</p>"
+
+
+def test_a_date_past_the_end_of_time_is_a_warning_and_the_run_goes_on(tmp_path: Path) -> None:
+    archive = tmp_path / "posts"
+    post(archive, "good.md", "Good post", 1)
+    (archive / "far.md").write_text(
+        "---\ntitle: Far future\ndate: 9999-12-31 23:00:00 -05:00\n---\n<p>x</p>\n",
+        encoding="utf-8",
+    )
+    config = config_module.parse(
+        {"inputs": [{"kind": "files", "path": "posts"}]}, base_dir=tmp_path
+    )
+    recorder = Recorder()
+    report = sync(config, workers=1, reporter=recorder)
+    assert report.entries_new == 2 and not report.failed
+    assert f"warning {archive / 'far.md'}: `date` ignored: year 9999 is out of range" in (
+        recorder.lines
+    )

@@ -47,6 +47,8 @@ def parse_date(value: object, tz: tzinfo = UTC) -> datetime:
         result = _parse_text(value.strip())
     else:
         raise ValueError(f"not a date: {value!r}")
+    if not MIN_YEAR <= result.year <= MAX_YEAR:  # before converting: 9999-12-31 23:00 -05:00
+        raise ValueError(f"year {result.year} is out of range")  # is past datetime.max in UTC
     if result.tzinfo is None:
         result = result.replace(tzinfo=tz)
     result = result.astimezone(UTC)
@@ -60,7 +62,10 @@ def _parse_text(text: str) -> datetime:
         raise ValueError("empty date")
     if _EPOCH.fullmatch(text):
         number = int(text)
-        return datetime.fromtimestamp(number / 1000 if abs(number) > 10**11 else number, UTC)
+        try:
+            return datetime.fromtimestamp(number / 1000 if abs(number) > 10**11 else number, UTC)
+        except (OverflowError, OSError):
+            raise ValueError(f"timestamp out of range: {text}") from None
     try:
         return datetime.fromisoformat(text)
     except ValueError:
