@@ -277,8 +277,15 @@ BIG5_POST = chinese_post(
         pytest.param(GB18030_POST, "gb18030", id="gb18030"),
         pytest.param(BIG5_POST, "big5", id="big5"),
         pytest.param(BIG5_POST.replace("\n", "\r\n"), "big5", id="big5-crlf"),
+        # Short posts, where charset-normalizer alone ranks Korean or Japanese first
+        pytest.param(chinese_post("美国国务卿访华", "新华社", [], ["美国国务卿今天抵达北京。"]),
+                     "gbk", id="gbk-short"),
+        pytest.param("---\ntitle: 中文\n---\n你好\n", "gbk", id="gbk-tiny"),
+        pytest.param("---\ntitle: 新闻\n---\nThe quick brown fox.\n", "gbk", id="gbk-title-only"),
+        pytest.param("---\ntitle: 臺灣\n---\n總統府發言人\n", "big5", id="big5-short"),
+        pytest.param("---\ntitle: 聯合早報\n---\n中國經濟新聞\n", "gbk", id="gbk-traditional"),
     ],
-)
+)  # fmt: skip
 def test_legacy_chinese_encodings_are_detected(tmp_path: Path, text: str, encoding: str) -> None:
     data = text.encode(encoding)
     with pytest.raises(UnicodeDecodeError):

@@ -114,14 +114,15 @@ def decode_document(data: bytes, http_charset: str | None) -> tuple[str, str | N
                 f"read as {own}"
             )
         return text, None
-    from charset_normalizer import from_bytes
+    from aggregator.adapters import charset
 
-    best = from_bytes(data).best()
-    if best is None or best.encoding is None:
+    guessed = charset.guess(data)
+    if guessed is None:
         raise ParseError("not text in any encoding we can detect")
+    text, encoding = guessed
     said = http_charset or declared
-    warning = f"decoded as {best.encoding}" + (f" (it claimed {said})" if said else "")
-    return str(best), warning
+    warning = f"decoded as {encoding}" + (f" (it claimed {said})" if said else "")
+    return text, warning
 
 
 def parse_document(data: bytes, url: str, http_charset: str | None = None) -> FeedDocument:

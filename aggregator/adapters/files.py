@@ -136,13 +136,12 @@ def decode(data: bytes) -> tuple[str, list[str]]:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes  # only for the rare file that is not UTF-8
+    from aggregator.adapters import charset  # only for the rare file that is not UTF-8
 
-    best = from_bytes(data).best()
-    if best is None or best.encoding is None:
+    guessed = charset.guess(data)
+    if guessed is None:
         raise ParseError("not text in any encoding we can detect")
-    encoding = best.encoding
-    text = str(best)
+    text, encoding = guessed
     if encoding in ("utf_16", "utf_32") and text.startswith("\ufeff"):
         text = text[1:]
     return text, [f"decoded as {encoding}"]
