@@ -335,8 +335,8 @@ def run_origin_input(
     old = store.known_files(input_id, gone_locators) if gone_locators else {}
     with store.transaction() as tx:
         tx.put_versions(input_id, versions, now)
-        tx.delete_versions([vid for vid, _ in old.values()])
-        tx.mark_pending({v.identity_key for v in versions} | {k for _, k in old.values()})
+        tx.delete_versions([c.version_id for c in old.values()])
+        tx.mark_pending({v.identity_key for v in versions} | {c.identity_key for c in old.values()})
         tx.put_origin_pages(pages)
     store.record_run(input_id, now=now, ok=True, next_due=now + inp.every)
     return result

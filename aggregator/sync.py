@@ -253,14 +253,14 @@ def run_files_input(
         reporter.skipped(display_path(root, folder.locator), folder.reason)
     reread = [f.locator for f in changed if f.locator in signatures]
     known = store.known_files(input_id, [*missing, *reread]) if missing or reread else {}
-    gone = [(loc, *known[loc]) for loc in missing]
+    gone = [(loc, known[loc].version_id, known[loc].identity_key) for loc in missing]
     result.unchanged = len(found) - len(changed)
     reporter.input_started(inp.display_name, len(changed))
 
     batch: list[Version] = []
 
     def flush() -> None:
-        old_keys = {known[v.locator][1] for v in batch if v.locator in known}
+        old_keys = {known[v.locator].identity_key for v in batch if v.locator in known}
         write_copies(store, input_id, batch, (), old_keys, now)
         batch.clear()
 
@@ -272,10 +272,13 @@ def run_files_input(
                 continue
             for message in item.warnings:
                 reporter.warning(display_path(root, item.locator), message)
-            if item.locator in known:
-                result.updated += 1
-            else:
+            stored = known.get(item.locator)
+            if stored is None:
                 result.new += 1
+            elif stored.identity_key != item.identity_key or stored.shown != store.shown_of(item):
+                result.updated += 1
+            else:  # only the file's time changed (or it was read again after an interruption)
+                result.unchanged += 1
             batch.append(item)
         reporter.advance(len(chunk))
         if len(batch) >= BATCH:

@@ -241,7 +241,7 @@ def test_a_post_saved_again_with_only_scripts_changed_is_not_updated(tmp_path: P
 
     target.write_text(page.format("Text", "<script>var nonce = 2;</script>"), encoding="utf-8")
     again = sync(config, workers=1)
-    assert again.inputs[0].updated == 1  # the file was read again
+    assert (again.inputs[0].updated, again.inputs[0].unchanged) == (0, 1)  # read, same
     assert again.entries_updated == 0 and again.published is not None
     assert again.published.written == []
     assert (tmp_path / "public" / "all.atom").read_bytes() == before
@@ -269,3 +269,23 @@ def test_a_date_past_the_end_of_time_is_a_warning_and_the_run_goes_on(tmp_path: 
     assert f"warning {archive / 'far.md'}: `date` ignored: year 9999 is out of range" in (
         recorder.lines
     )
+
+
+def test_touched_files_are_read_again_and_reported_unchanged(tmp_path: Path) -> None:
+    archive = tmp_path / "posts"
+    for day in (1, 2, 3):
+        post(archive, f"p{day}.md", f"Post {day}", day)
+    config = config_module.parse(
+        {"inputs": [{"kind": "files", "path": "posts"}]}, base_dir=tmp_path
+    )
+    sync(config, workers=1)
+    for day in (1, 2):
+        os.utime(archive / f"p{day}.md", ns=(10**18, 10**18))
+    (archive / "p3.md").write_text(
+        (archive / "p3.md").read_text(encoding="utf-8").replace("<p>Post 3", "<p>Edited"),
+        encoding="utf-8",
+    )
+    again = sync(config, workers=1)
+    (report,) = again.inputs
+    assert (report.new, report.updated, report.unchanged) == (0, 1, 2)
+    assert again.entries_updated == 1

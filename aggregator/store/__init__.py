@@ -33,7 +33,7 @@ from sqlalchemy.pool import SingletonThreadPool
 from aggregator.due import FetchState
 from aggregator.errors import StoreError
 from aggregator.store import migrate
-from aggregator.store.batch import Batch, _chunks, decode_enclosures
+from aggregator.store.batch import Batch, _chunks, decode_enclosures, encode_tags
 from aggregator.store.models import (
     SCHEMA_REVISION,
     CounterRow,
@@ -49,7 +49,17 @@ from aggregator.store.models import (
     TagRow,
     VersionRow,
 )
-from aggregator.types import FeedItem, OriginTarget, is_mark
+from aggregator.types import FeedItem, OriginTarget, Version, is_mark
+
+
+class KnownCopy(NamedTuple):
+    """A stored copy, as far as reading its file again needs to know."""
+
+    version_id: int
+    identity_key: str
+    shown: tuple[Any, ...]
+    """What readers see of it (body hash, tags, source, dates): when reading the file again
+    gives the same (`Store.shown_of`), the copy did not change, only its file's time did."""
 
 
 class ItemRef(NamedTuple):
@@ -490,20 +500,32 @@ class Store:
             )
         return int(done.rowcount or 0)
 
-    def known_files(self, input_id: int, locators: Sequence[str]) -> dict[str, tuple[int, str]]:
-        """locator -> (version id, identity key) of these stored copies of an input."""
+    def known_files(self, input_id: int, locators: Sequence[str]) -> dict[str, KnownCopy]:
+        """locator -> what is stored of these copies of an input (see `KnownCopy`)."""
         ph = self.placeholder
-        out: dict[str, tuple[int, str]] = {}
+        out: dict[str, KnownCopy] = {}
         with self.reading() as conn:
             for chunk in _chunks(list(locators)):
                 marks = ", ".join([ph] * len(chunk))
-                for loc, vid, key in conn.exec_driver_sql(
-                    "SELECT locator, id, identity_key FROM versions "
+                for loc, vid, key, *shown in conn.exec_driver_sql(
+                    "SELECT locator, id, identity_key, body_hash, tags, source_name, published, "
+                    f"declared_updated FROM versions "
                     f"WHERE input_id = {ph} AND locator IN ({marks})",
                     (input_id, *chunk),
                 ):
-                    out[loc] = (vid, key)
+                    out[loc] = KnownCopy(vid, key, tuple(shown))
         return out
+
+    def shown_of(self, v: Version) -> tuple[Any, ...]:
+        """What `KnownCopy.shown` would hold for this copy once stored."""
+        t = self.to_db_time
+        return (
+            v.body_hash,
+            encode_tags(v.tags),
+            v.source_name,
+            t(v.published),
+            t(v.declared_updated),
+        )
 
     # ---- publishing reads ---------------------------------------------------------------
 
