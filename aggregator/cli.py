@@ -453,6 +453,9 @@ def add(
     from aggregator.discover import guess_note
 
     config = load_config(ctx)
+    if name is not None and any(i.display_name == name for i in config.inputs):
+        click.echo(f"error: --name {name}: an input already has that name", err=True)
+        sys.exit(EXIT_USAGE)
     try:
         found = find(url, _fetch_settings(config))
         if not found:
@@ -502,16 +505,22 @@ def import_opml(ctx: click.Context, file: str) -> None:
     from aggregator.config_edit import add_inputs
 
     load_config(ctx)  # the config must be valid before it is changed
+    ignored: list[str] = []
     try:
-        feeds = read_opml(file)
+        feeds = read_opml(file, ignored)
         path = config_path(ctx.obj["config"])
         added = add_inputs(path, feeds)
     except AggregatorError as exc:
         fail(exc)
+    for line in ignored:
+        click.echo(f"skipped {line}", err=True)
     skipped = len(feeds) - len(added)
+    notes = [f"{skipped} already there"] if skipped else []
+    if ignored:
+        notes.append(f"{len(ignored)} not http(s)")
     click.echo(
         f"imported {len(added)} feeds from {file} into {path}"
-        + (f" ({skipped} already there)" if skipped else "")
+        + (f" ({', '.join(notes)})" if notes else "")
     )
     if added:
         explicit = (

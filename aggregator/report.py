@@ -90,8 +90,14 @@ class ConsoleReporter:
 
 
 def _reasons(skipped: list[Any]) -> str:
-    counts = Counter(s.reason.split(" (")[0] for s in skipped)
-    return "; ".join(f"{n}× {reason}" for reason, n in counts.most_common(3))
+    counts = Counter(s.reason.split(" (")[0] for s in skipped).most_common()
+    shown = "; ".join(f"{n}× {reason}" for reason, n in counts[:3])
+    rest = sum(n for _, n in counts[3:])
+    # every file was named on its own line as it was skipped; the summary stays one line
+    if not rest:
+        return shown
+    others = len(counts) - 3
+    return f"{shown}; {rest}× for {others} other reason{'s' if others > 1 else ''}"
 
 
 def print_summary(report: SyncReport, config: Config, reporter: ConsoleReporter) -> None:

@@ -230,6 +230,10 @@ def test_files_that_are_not_posts_are_reported_and_skipped(site: Path) -> None:
         assert line.startswith(f"skipped {Path('posts') / name}: ")
         assert reason in line
     assert "2 new" in result.stdout and "5 skipped" in result.stdout
+    # the summary line counts every skipped file, the three commonest reasons by name
+    (summary,) = [line for line in result.stdout.splitlines() if "5 skipped" in line]
+    counts = [int(n) for n in re.findall(r"(\d+)×", summary)]
+    assert sum(counts) == 5 and "other reason" in summary, summary
     feed = feedparser.parse((site / "public" / "all.atom").read_bytes())
     assert len(feed.entries) == 2
 

@@ -374,6 +374,20 @@ def test_source_comes_from_config_then_author_then_host() -> None:
     assert post(f"title: T\nfrom: {ZAOBAO_URL}").author is None
 
 
+@pytest.mark.parametrize(
+    ("line", "author", "source"),
+    [
+        pytest.param("author: [王明, 李华]", "王明, 李华", "王明", id="list"),
+        pytest.param("author:\n  - 王明\n  - 李华", "王明, 李华", "王明", id="block-list"),
+        pytest.param("author: {name: 王明, email: w@e.com}", "王明", "王明", id="jekyll-mapping"),
+        pytest.param("author: []", None, "zaobao.com", id="empty-list"),
+    ],
+)
+def test_several_authors_or_an_author_mapping(line: str, author: str | None, source: str) -> None:
+    v = post(f"title: T\nfrom: {ZAOBAO_URL}\n{line}")
+    assert (v.author, v.source_name) == (author, source)
+
+
 # ---- original URL, lead image --------------------------------------------------------------------
 
 

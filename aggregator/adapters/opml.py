@@ -8,8 +8,11 @@ from typing import Any
 from aggregator.errors import ParseError, SourceError
 
 
-def read_opml(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Feed specs (url, name, tags) from an OPML file; its folders become tags."""
+def read_opml(
+    path: str | os.PathLike[str], ignored: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Feed specs (url, name, tags) from an OPML file; its folders become tags. An outline
+    whose URL cannot be fetched (not http or https) is left out, and said in `ignored`."""
     import listparser
 
     try:
@@ -26,7 +29,10 @@ def read_opml(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     feeds: list[dict[str, Any]] = []
     for feed in result.feeds:
         url = (feed.url or "").strip()
-        if not url.startswith(("http://", "https://")):
+        if not url.lower().startswith(("http://", "https://")):
+            if ignored is not None:
+                shown = url or f"{(feed.title or '').strip() or 'an outline'} (no URL)"
+                ignored.append(f"{shown}: not an http(s) URL, left out")
             continue
         tags = [t for t in feed.get("tags", []) if t]
         feeds.append({"url": url, "name": (feed.title or "").strip() or url, "tags": tags})

@@ -74,6 +74,17 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
+def _authors(value: Any) -> Iterator[str]:
+    """Author names from `author: A`, `author: [A, B]` or `author: {name: A, …}` (Jekyll)."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    if isinstance(value, list):
+        for item in value:
+            yield from _authors(item)
+    elif isinstance(value, str) and value.strip():
+        yield value
+
+
 def flatten_names(value: Any) -> Iterator[str]:
     """Tag names from a string, a list, or Hexo's nested lists (each name becomes a tag)."""
     if isinstance(value, str):
@@ -138,10 +149,13 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
         )
     declared_updated = _date(meta, ("updated", "modified", "lastmod"), settings, warnings)
 
-    author = _scalar(meta.get("author"))
-    author = text.clean_line(author) if author else None
+    authors = [n for n in (text.clean_line(a) for a in _authors(meta.get("author"))) if n]
+    author = ", ".join(authors) or None
     source_name = text.display_name(
-        settings.source or author or (urls.host_of(link) if link else None) or "unknown"
+        settings.source
+        or (authors[0] if authors else None)
+        or (urls.host_of(link) if link else None)
+        or "unknown"
     )
     source_key = source_name.casefold()
 
