@@ -85,6 +85,9 @@ class ItemDraft:
     image: str | None = None
     """Media thumbnail, image media content, or image enclosure."""
     language: str | None = None
+    content_base: str | None = None
+    """The `xml:base` the content was written under, when the document declares one: what
+    its relative URLs are relative to (else the item's link)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -548,6 +548,36 @@ def test_relative_rss_item_urls_are_the_same_whichever_parser(
     assert doc.items[1].image == expected[1] + ".jpg"
 
 
+@pytest.mark.parametrize(
+    ("root", "content", "expected"),
+    [
+        pytest.param(" xml:base='http://h/blog/'", "<content type='html'>",
+                     ['<a href="http://h/about"', 'src="http://h/blog/i.png"'], id="root-base"),
+        pytest.param("", "<content type='html' xml:base='http://cdn.example/img/'>",
+                     ['<a href="http://cdn.example/about"', 'src="http://cdn.example/img/i.png"'],
+                     id="content-base"),
+        pytest.param("", "<content type='html'>",
+                     ['<a href="http://h/blog/about"', 'src="http://h/blog/posts/i.png"'],
+                     id="no-base-the-item-link"),
+    ],
+)  # fmt: skip
+def test_relative_urls_in_atom_content_follow_its_xml_base(
+    parser: str, root: str, content: str, expected: list[str]
+) -> None:
+    data = (
+        f"<feed xmlns='http://www.w3.org/2005/Atom'{root}><title>F</title><id>urn:f</id>"
+        "<updated>2022-07-10T00:00:00Z</updated><entry><title>T</title><id>urn:e</id>"
+        "<updated>2022-07-10T00:00:00Z</updated><link href='http://h/blog/posts/1'/>"
+        f"{content}&lt;a href='../about'&gt;a&lt;/a&gt;&lt;img src='i.png'&gt;</content>"
+        "</entry></feed>"
+    ).encode()
+    versions, _ = normalise_document(feed.parse_document(data, "http://h/feed.xml"), settings())
+    (version,) = versions
+    assert version.link == "http://h/blog/posts/1"
+    for part in expected:
+        assert part in (version.content or ""), version.content
+
+
 def test_items_with_an_empty_link_stay_apart_whichever_parser(parser: str) -> None:
     """feedparser-rs would give every `<link></link>` its channel's link, making the items one
     article: such a document is read by feedparser, and each item keeps its own GUID."""

@@ -159,11 +159,28 @@ def _fast_parse(data: bytes, bases: list[bytes]) -> Any | None:
         return None
     if parsed.get("bozo") or not parsed.get("version"):
         return None
-    if bases and str(parsed.get("version")).startswith("rss"):
-        return None  # feedparser-rs ignores xml:base in RSS; feedparser applies it
+    if bases and (str(parsed.get("version")).startswith("rss") or _root_base(data) is None):
+        # feedparser-rs ignores xml:base in RSS, and in Atom it applies it to links but does
+        # not say which base each content's relative URLs are relative to; feedparser does
+        # both. An Atom document with one xml:base, on its root, keeps the fast path: that
+        # base is every content's (see `_root_base`).
+        return None
     if _links_blanked(parsed, data, bases):
         return None
     return parsed
+
+
+_ROOT_START = re.compile(rb"<(?:\w+:)?feed\b[^>]*>")
+
+
+def _root_base(data: bytes) -> bytes | None:
+    """The `xml:base` of an Atom document when it declares exactly one, on its root element."""
+    bases = _XML_BASE.findall(data)
+    root = _ROOT_START.search(data)
+    if len(bases) != 1 or root is None:
+        return None
+    found = _XML_BASE.search(data, root.start(), root.end())
+    return found.group(1) if found else None
 
 
 def _links_blanked(parsed: Any, data: bytes, bases: list[bytes]) -> bool:
@@ -248,11 +265,13 @@ def _parse_xml(text: str, url: str) -> FeedDocument:
         warnings.append(f"not well-formed, read leniently ({reason})")
     language = feed.get("language") or None
     base = _item_base(parsed, url, bases)
+    root_base = _root_base(data) if fast and bases else None
+    content_base = _absolute(root_base.decode("utf-8", "replace"), url) if root_base else None
     return FeedDocument(
         title=feed.get("title") or None,
         link=_absolute(feed.get("link"), url),
         language=language,
-        items=tuple(_xml_item(e, base, language, fast, dated) for e in entries),
+        items=tuple(_xml_item(e, base, language, fast, dated, content_base) for e in entries),
         warnings=tuple(warnings),
     )
 
@@ -306,19 +325,27 @@ def _is_web_url(value: str) -> bool:
 
 
 def _xml_item(
-    e: Mapping[str, Any], base: str, language: str | None, fast: bool, dated: bool
+    e: Mapping[str, Any],
+    base: str,
+    language: str | None,
+    fast: bool,
+    dated: bool,
+    root_base: str | None = None,
 ) -> ItemDraft:
     """One item; `base` is what its relative URLs are relative to (see `_item_base`), `fast`
     when feedparser-rs read it, `dated` when the document's items have an element saying when
-    they were updated (see _items_are_dated)."""
+    they were updated (see _items_are_dated), `root_base` the xml:base of the whole document
+    when feedparser-rs read it (see `_root_base`)."""
     content: str | None = None
+    content_base: str | None = None  # the xml:base in scope, as feedparser read it
     for part in e.get("content") or ():
         value = part.get("value")
         if value and (content is None or "html" in (part.get("type") or "")):
-            content = value
+            content, content_base = value, part.get("base")
     summary = e.get("summary") or None
     if content is None:
         content, summary = summary, None
+        content_base = (e.get("summary_detail") or {}).get("base")
     authors = [a.get("name") for a in e.get("authors") or () if a.get("name")]
     if not authors and e.get("author"):
         authors = [e.get("author")]
@@ -378,6 +405,7 @@ def _xml_item(
         enclosures=enclosures,
         image=image,
         language=e.get("language") or language,
+        content_base=root_base if fast else _absolute(content_base, base) if content_base else None,
     )
 
 

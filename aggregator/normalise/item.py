@@ -66,7 +66,7 @@ def normalise_item(item: ItemDraft, doc: FeedDocument, settings: ItemSettings) -
     """One feed item as a version; raises ParseError for an item with nothing to show."""
     warnings: list[str] = []
     link = urls.clean_url(item.link, settings.rules) if item.link else None
-    base = link or doc.link
+    base = item.content_base or link or doc.link
     content = html.sanitise(item.content, base) if item.content else ""
     summary_html = html.sanitise(item.summary, base) if item.summary else ""
     title = _plain(item.title)
