@@ -578,6 +578,57 @@ def test_relative_urls_in_atom_content_follow_its_xml_base(
         assert part in (version.content or ""), version.content
 
 
+def _rss(items: str) -> bytes:
+    return (
+        "<rss version='2.0'><channel><title>C</title><link>https://n.example/</link>"
+        f"{items}</channel></rss>"
+    ).encode()
+
+
+def test_permalinks_to_posts_on_one_page_are_separate_articles(parser: str) -> None:
+    """Scripting News links each of a day's posts as the day's page plus an anchor, and says
+    so in the GUID: each is an article of its own, linked with its anchor."""
+    items = "".join(
+        f"<item><description>Post {n}</description><link>https://n.example/day.html#a{n}</link>"
+        f"<guid>https://n.example/day.html#a{n}</guid></item>"
+        for n in (1, 2)
+    )
+    versions, _ = normalise_document(feed.parse_document(_rss(items), "https://n.example/rss"),
+                                     settings())  # fmt: skip
+    assert [v.link for v in versions] == [
+        "https://n.example/day.html#a1",
+        "https://n.example/day.html#a2",
+    ]
+    assert len({v.identity_key for v in versions}) == 2
+
+
+def test_a_tracking_fragment_in_a_permalink_is_dropped(parser: str) -> None:
+    link = "https://n.example/story.html#xtor=RSS-3208"
+    item = f"<item><title>T</title><link>{link}</link><guid>{link}</guid></item>"
+    (version,), _ = normalise_document(
+        feed.parse_document(_rss(item), "https://n.example/rss"), settings()
+    )
+    assert version.link == "https://n.example/story.html"
+
+
+def test_items_on_one_page_told_apart_only_by_fragments_are_one_article_said(
+    parser: str,
+) -> None:
+    items = "".join(
+        f"<item><title>Note {n}</title><link>https://n.example/01.html#a{n}</link>"
+        f"<guid isPermaLink='false'>note-a{n}</guid><description>{n}</description></item>"
+        for n in (1, 2)
+    )
+    (version,), _ = normalise_document(
+        feed.parse_document(_rss(items), "https://n.example/rss"), settings()
+    )
+    assert version.title == "Note 1"
+    assert version.warnings == (
+        "items 1 and 2 link to one page (https://n.example/01.html) but for their #fragments; "
+        "read as one article, the first",
+    )
+
+
 def test_items_with_an_empty_link_stay_apart_whichever_parser(parser: str) -> None:
     """feedparser-rs would give every `<link></link>` its channel's link, making the items one
     article: such a document is read by feedparser, and each item keeps its own GUID."""

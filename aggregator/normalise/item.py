@@ -12,7 +12,7 @@ creating another.
 from __future__ import annotations
 
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 
 from aggregator.errors import ParseError
@@ -62,10 +62,25 @@ def _plain(fragment: str | None) -> str:
     return text.clean_line(fragment)
 
 
+def _permalink_anchor(item: ItemDraft) -> str | None:
+    """The #fragment of an item whose GUID is its own link, fragment included: a permalink
+    to one post among several on a page (Scripting News writes a day's posts so). Such a
+    fragment names the article, and is kept in its identity and link; any other fragment is
+    dropped as canonical URLs say. One that looks like tracking (`#xtor=RSS-3`) is dropped."""
+    guid, link = item.guid, item.link
+    if not guid or not link or "#" not in guid or guid.strip() != link.strip():
+        return None
+    anchor = link.strip().partition("#")[2]
+    return anchor if anchor and "=" not in anchor else None
+
+
 def normalise_item(item: ItemDraft, doc: FeedDocument, settings: ItemSettings) -> Version:
     """One feed item as a version; raises ParseError for an item with nothing to show."""
     warnings: list[str] = []
     link = urls.clean_url(item.link, settings.rules) if item.link else None
+    anchor = _permalink_anchor(item) if link else None
+    if link and anchor:
+        link = f"{link}#{anchor}"
     base = item.content_base or link or doc.link
     content = html.sanitise(item.content, base) if item.content else ""
     summary_html = html.sanitise(item.summary, base) if item.summary else ""
@@ -99,7 +114,9 @@ def normalise_item(item: ItemDraft, doc: FeedDocument, settings: ItemSettings) -
     language = text.clean_line(item.language or settings.language or "") or None
     summary = html.summarise(summary_html or content, settings.summary_length) or None
 
-    url_key = urls.clean_url_key(link, settings.rules) if link else None
+    url_key = urls.clean_url_key(link.partition("#")[0], settings.rules) if link else None
+    if url_key and anchor:
+        url_key = f"{url_key}#{anchor}"
     guid = f"{settings.scope}\x1f{item.guid}" if item.guid and not url_key else None
     key = identity.identity_key(url_key, source_key, title, published, guid=guid)
     body_hash = identity.body_hash(
@@ -141,6 +158,7 @@ def normalise_document(
     """Every item of a document: (versions, one per identity, first kept; skipped items as
     (position, reason))."""
     versions: dict[str, Version] = {}
+    first: dict[str, tuple[int, str | None]] = {}  # identity -> (position, link as written)
     skipped: list[tuple[int, str]] = []
     for n, item in enumerate(doc.items):
         try:
@@ -148,5 +166,17 @@ def normalise_document(
         except ParseError as exc:
             skipped.append((n, str(exc)))
             continue
-        versions.setdefault(v.identity_key, v)
+        kept = versions.setdefault(v.identity_key, v)
+        if kept is v:
+            first[v.identity_key] = (n, item.link)
+            continue
+        # Two items that differ, on one page: said, since only the first is kept.
+        position, written = first[v.identity_key]
+        fragments = (item.link or "").partition("#")[2], (written or "").partition("#")[2]
+        if fragments[0] != fragments[1] and kept.body_hash != v.body_hash:
+            note = (
+                f"items {position + 1} and {n + 1} link to one page ({v.link}) but for their "
+                "#fragments; read as one article, the first"
+            )
+            versions[v.identity_key] = replace(kept, warnings=(*kept.warnings, note))
     return list(versions.values()), skipped
