@@ -33,7 +33,7 @@ from typing import Any
 
 from aggregator import __version__, due, fetch
 from aggregator.config import Config, FeedInput
-from aggregator.normalise import settings_key
+from aggregator.normalise import FUTURE_SLACK, settings_key
 from aggregator.normalise.item import ItemSettings
 from aggregator.normalise.urls import UrlRules
 from aggregator.parsing import ParsedFeed, feed_pool, parse_feed
@@ -61,7 +61,7 @@ def fetch_settings(config: Config) -> fetch.FetchSettings:
     )
 
 
-def item_settings(config: Config, inp: FeedInput) -> ItemSettings:
+def item_settings(config: Config, inp: FeedInput, now: datetime | None = None) -> ItemSettings:
     return ItemSettings(
         scope=inp.display_name,
         source=inp.source,
@@ -70,6 +70,7 @@ def item_settings(config: Config, inp: FeedInput) -> ItemSettings:
         language=inp.language or config.site.language,
         summary_length=config.feeds.summary_length,
         rules=UrlRules.make(config.identity.tracking_params, config.identity.host_aliases),
+        not_after=now + FUTURE_SLACK if now else None,
     )
 
 
@@ -223,7 +224,7 @@ def run_feed_inputs(
             result.note = state.waiting_note()
             result.ran = False
             continue
-        job = jobs[input_id] = _Job(inp, input_id, state, result, item_settings(config, inp))
+        job = jobs[input_id] = _Job(inp, input_id, state, result, item_settings(config, inp, now))
         if job.read_again:
             requests.append(fetch.Request(state.fetch_url, None, None, key=input_id))
         else:

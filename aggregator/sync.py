@@ -25,7 +25,7 @@ from aggregator.config import Input as InputConfig
 from aggregator.decide import decide_entries
 from aggregator.errors import ParseError, SourceError
 from aggregator.leases import Leases, live_holder, owner_name
-from aggregator.normalise import PostSettings, render_body, settings_key
+from aggregator.normalise import FUTURE_SLACK, PostSettings, render_body, settings_key
 from aggregator.normalise.urls import UrlRules
 from aggregator.parsing import parsed
 from aggregator.publish import PublishResult, publish
@@ -114,7 +114,7 @@ class SyncReport:
                 self.entries_removed += 1
 
 
-def post_settings(config: Config, inp: FilesInput) -> PostSettings:
+def post_settings(config: Config, inp: FilesInput, now: datetime | None = None) -> PostSettings:
     return PostSettings(
         source=inp.source,
         tags=inp.tags,
@@ -122,6 +122,7 @@ def post_settings(config: Config, inp: FilesInput) -> PostSettings:
         language=inp.language or config.site.language,
         summary_length=config.feeds.summary_length,
         rules=UrlRules.make(config.identity.tracking_params, config.identity.host_aliases),
+        not_after=now + FUTURE_SLACK if now else None,
     )
 
 
@@ -238,7 +239,7 @@ def run_files_input(
         store.record_run(input_id, now=now, ok=False, error=result.error, next_due=now + inp.every)
         return result
     signatures = store.known_signatures(input_id)
-    settings = post_settings(config, inp)
+    settings = post_settings(config, inp, now)
     read_under = settings_key(settings)
     if store.read_settings(input_id) == read_under:
         changed = [f for f in found if signatures.get(f.locator) != f.signature]

@@ -450,6 +450,18 @@ def test_an_item_dated_past_the_end_of_time_is_a_warning_and_the_run_goes_on(
     assert input_row(cfg, "f")["status"] == "ok"
 
 
+def test_an_item_dated_in_the_future_is_dated_when_first_seen(tmp_path: Path) -> None:
+    ahead = item(1).replace("Sun, 01 Jul 2022 09:30:00 GMT", "Thu, 01 Jan 2099 09:30:00 GMT")
+    with hs.serve() as server:
+        url = server.route("/f.xml", hs.static(rss(ahead, item(2))))
+        cfg = make_config(tmp_path, [{"url": url, "name": "f"}])
+        recorder = Recorder()
+        sync(cfg, now=NOW, workers=1, reporter=recorder)
+    assert recorder.warnings == [f"{url}: date 2099-01-01T09:30:00Z is in the future: ignored"]
+    first = published(cfg).entries[0]  # still newest: dated when first seen, now
+    assert (first.title, first.published) == ("Story 1", NOW.isoformat())
+
+
 ZH_TITLE = {"gbk": "联合早报：中国经济新闻", "big5": "聯合早報：中國經濟新聞"}
 ZH_BODY = {
     "gbk": "新加坡联合早报报道，中国经济持续增长，出口和消费都有回升。" * 12,

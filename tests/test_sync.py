@@ -289,3 +289,30 @@ def test_touched_files_are_read_again_and_reported_unchanged(tmp_path: Path) -> 
     (report,) = again.inputs
     assert (report.new, report.updated, report.unchanged) == (0, 1, 2)
     assert again.entries_updated == 1
+
+
+def test_a_date_in_the_future_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    archive = tmp_path / "posts"
+    post(archive, "old.md", "Old post", 1)
+    (archive / "ahead.md").write_text(
+        "---\ntitle: From the future\ndate: 2099-01-01 08:00:00\nupdated: 2099-02-01\n---\n"
+        "<p>x</p>\n",
+        encoding="utf-8",
+    )
+    config = config_module.parse(
+        {"inputs": [{"kind": "files", "path": "posts"}]}, base_dir=tmp_path
+    )
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    recorder = Recorder()
+    sync(config, now=now, workers=1, reporter=recorder)
+    ahead = archive / "ahead.md"
+    assert recorder.lines == [
+        f"warning {ahead}: date 2099-01-01T08:00:00Z is in the future: ignored",
+        f"warning {ahead}: `updated` 2099-02-01T00:00:00Z is in the future: ignored",
+    ]
+    entries = feedparser.parse((tmp_path / "public" / "all.atom").read_bytes()).entries
+    dated = {e.title: e.published for e in entries}
+    assert dated == {"From the future": "2026-11-22T08:00:00+00:00",  # when first seen
+                     "Old post": "2023-05-01T08:00:00+00:00"}  # fmt: skip

@@ -16,7 +16,7 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from aggregator.errors import ParseError
@@ -38,6 +38,8 @@ class PostSettings:
     language: str | None = None
     summary_length: int = 280
     rules: urls.UrlRules = urls.DEFAULT_RULES
+    not_after: datetime | None = None
+    """Dates later than this are mistakes (see `not_future`); not part of `settings_key`."""
 
     @property
     def tz(self) -> tzinfo:
@@ -60,11 +62,27 @@ def settings_key(settings: Any) -> str:
     else:
         values = {f.name: getattr(settings, f.name) for f in fields(settings)}
     rules: urls.UrlRules = values.pop("rules")
+    values.pop("not_after", None)  # the time of the run
     values["tracking_params"] = sorted(rules.tracking_params)
     values["host_aliases"] = sorted(rules.host_aliases.items())
     values["version"] = READ_VERSION
     data = json.dumps(values, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+FUTURE_SLACK = timedelta(days=1)  # a date in a wrong time zone is hours ahead, not days
+
+
+def not_future(
+    value: datetime | None, not_after: datetime | None, warnings: list[str], what: str = "date"
+) -> datetime | None:
+    """`value`, unless it is later than `not_after` (the run's time and a day): a post or an
+    item dated in 2099 would otherwise head every feed it is in for as long as it is kept.
+    Such a date is dropped with a warning, and the copy is dated when first seen."""
+    if value is None or not_after is None or value <= not_after:
+        return value
+    warnings.append(f"{what} {dates.iso(value)} is in the future: ignored")
+    return None
 
 
 def _scalar(value: Any) -> str | None:
@@ -148,6 +166,8 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
             "dated when first seen"
         )
     declared_updated = _date(meta, ("updated", "modified", "lastmod"), settings, warnings)
+    published = not_future(published, settings.not_after, warnings)
+    declared_updated = not_future(declared_updated, settings.not_after, warnings, "`updated`")
 
     authors = [n for n in (text.clean_line(a) for a in _authors(meta.get("author"))) if n]
     author = ", ".join(authors) or None

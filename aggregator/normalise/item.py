@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 
 from aggregator.errors import ParseError
-from aggregator.normalise import dates, html, identity, merge_tags, text, urls
+from aggregator.normalise import dates, html, identity, merge_tags, not_future, text, urls
 from aggregator.types import FeedDocument, ItemDraft, Version
 
 TITLE_FROM_BODY = 80  # characters of text that stand in for a missing title
@@ -35,6 +35,8 @@ class ItemSettings:
     language: str | None = None
     summary_length: int = 280
     rules: urls.UrlRules = urls.DEFAULT_RULES
+    not_after: datetime | None = None
+    """Dates later than this are mistakes (see `normalise.not_future`)."""
 
     @property
     def tz(self) -> tzinfo:
@@ -91,8 +93,10 @@ def normalise_item(item: ItemDraft, doc: FeedDocument, settings: ItemSettings) -
         raise ParseError("item has no title, no content and no link")
     title = title or link or ""
 
-    published = _date(item.published, settings, warnings)
-    declared_updated = _date(item.updated, settings, warnings)
+    published = not_future(_date(item.published, settings, warnings), settings.not_after, warnings)
+    declared_updated = not_future(
+        _date(item.updated, settings, warnings), settings.not_after, warnings, "`updated`"
+    )
     if published is None:
         published = declared_updated
 
