@@ -453,15 +453,16 @@ def add(
     from aggregator.discover import guess_note
 
     config = load_config(ctx)
-    if name is not None and any(i.display_name == name for i in config.inputs):
-        click.echo(f"error: --name {name}: an input already has that name", err=True)
-        sys.exit(EXIT_USAGE)
     try:
         found = find(url, _fetch_settings(config))
         if not found:
             click.echo(f"error: {url}: no feed found there", err=True)
             sys.exit(EXIT_FAILED)
         chosen = found[0]
+        named = next((i for i in config.inputs if i.display_name == name), None)
+        if named is not None and getattr(named, "url", None) != chosen.url:
+            click.echo(f"error: --name {name}: another input has that name", err=True)
+            sys.exit(EXIT_USAGE)
         if note := guess_note(url, found):
             click.echo(note)
         for warning in chosen.warnings:

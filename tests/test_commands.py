@@ -68,9 +68,12 @@ def test_add_writes_the_feed_into_the_config_and_keeps_comments(tmp_path: Path) 
         ]
         again = run("add", feed_url, cwd=folder)
         assert again.returncode == 0 and "already in" in again.stdout
-        taken = run("add", feed_url + "?other", "--name", "Radio Four", cwd=folder)
+        same = run("add", feed_url, "--name", "Radio Four", cwd=folder)
+        assert same.returncode == 0 and "already in" in same.stdout
+        server.route("/other.xml", hs.static(FEED))
+        taken = run("add", server.url("/other.xml"), "--name", "Radio Four", cwd=folder)
         assert taken.returncode == 2 and taken.stdout == ""
-        assert taken.stderr == "error: --name Radio Four: an input already has that name\n"
+        assert taken.stderr == "error: --name Radio Four: another input has that name\n"
         text = (folder / "config.yaml").read_text(encoding="utf-8")
         assert "# my feeds (this comment must survive" in text
         assert "# the tests' servers are on 127.0.0.1" in text
@@ -189,21 +192,23 @@ def test_import_opml_adds_every_feed_with_folders_as_tags(tmp_path: Path) -> Non
         "<outline type='rss' text='早报' xmlUrl='https://www.zaobao.com/rss'/>"
         "<outline type='rss' text='BBC' xmlUrl='https://bbc.example/rss'/>"
         "<outline type='rss' text='Old' xmlUrl='ftp://files.example/feed.xml'/>"
+        "<outline type='rss' text='Loud' xmlUrl='HTTP://loud.example/rss'/>"
         "</outline></body></opml>",
         encoding="utf-8",
     )
     result = run("import-opml", "subs.opml", cwd=folder)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("imported 2 feeds")
+    assert result.stdout.startswith("imported 3 feeds")
     assert "(1 not http(s))" in result.stdout.splitlines()[0]
     assert result.stderr == "skipped ftp://files.example/feed.xml: not an http(s) URL, left out\n"
     assert "run `aggregator sync` to fetch them now" in result.stdout.splitlines()
     assert [(i["name"], i["tags"]) for i in configured(folder)] == [
         ("早报", ["新闻"]),
         ("BBC", ["新闻"]),
+        ("Loud", ["新闻"]),
     ]
     again = run("import-opml", "subs.opml", cwd=folder)
-    assert "imported 0 feeds" in again.stdout and "(2 already there, 1 not" in again.stdout
+    assert "imported 0 feeds" in again.stdout and "(3 already there, 1 not" in again.stdout
     (folder / "bad.opml").write_text("<html>nope</html>", encoding="utf-8")
     bad = run("import-opml", "bad.opml", cwd=folder)
     assert bad.returncode == 1 and bad.stderr.startswith("error: bad.opml: not an OPML")

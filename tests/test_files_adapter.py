@@ -277,7 +277,7 @@ BIG5_POST = chinese_post(
         pytest.param(GB18030_POST, "gb18030", id="gb18030"),
         pytest.param(BIG5_POST, "big5", id="big5"),
         pytest.param(BIG5_POST.replace("\n", "\r\n"), "big5", id="big5-crlf"),
-        # Short posts, where charset-normalizer alone ranks Korean or Japanese first
+        # Short posts, which charset-normalizer alone often ranks Korean or Japanese
         pytest.param(chinese_post("美国国务卿访华", "新华社", [], ["美国国务卿今天抵达北京。"]),
                      "gbk", id="gbk-short"),
         pytest.param("---\ntitle: 中文\n---\n你好\n", "gbk", id="gbk-tiny"),
@@ -297,6 +297,24 @@ def test_legacy_chinese_encodings_are_detected(tmp_path: Path, text: str, encodi
     assert draft.meta == expected.meta
     assert draft.body == expected.body
     assert any("decoded as" in w for w in draft.warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "guess"),
+    [
+        ("대한민국의 수도는 서울이다. 오늘 날씨는 맑고 기온은 영상 십도입니다. 정부는 새로운 "
+         "경제 정책을 발표했다. 국회는 내일 본회의를 열어 법안을 처리할 예정이다.",
+         "euc_kr", "cp949"),
+        ("日本の首都は東京です。今日は晴れで、気温は十度です。政府は新しい経済政策を発表した。",
+         "euc_jp", "euc_jis_2004"),
+    ],
+    ids=["korean", "japanese"],
+)  # fmt: skip
+def test_korean_and_japanese_are_not_taken_for_chinese(
+    text: str, encoding: str, guess: str
+) -> None:
+    post = f"---\ntitle: T\n---\n{text}\n"
+    assert decode(post.encode(encoding)) == (post, [f"decoded as {guess}"])
 
 
 def test_utf8_is_not_reported_as_a_guess() -> None:

@@ -6,8 +6,10 @@ Chinese texts (a title and a sentence) several decodings tie: a GBK post often r
 reads Chinese news archives, so when the best guess is any East Asian multibyte encoding, the
 Chinese decodings are compared by a measure no library offers: the share of their characters
 among the most common Chinese characters (the first level of GB2312 and of Big5, about 6,800).
-A right decoding scores near 1; a wrong one scrambles characters into rarer ones. The catch:
-a short Korean or Japanese text in a legacy encoding may read as Chinese (save it as UTF-8).
+A right decoding scores near 1; a wrong one scrambles characters into rarer ones. This is
+done only when charset-normalizer did not recognise a language (too little text): a Korean or
+Japanese text it recognises keeps its guess. The catch: a few words of Korean or Japanese in a
+legacy encoding may read as Chinese (save such files as UTF-8).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ EAST_ASIAN = frozenset(
 )  # fmt: skip
 CHINESE = ("gb18030", "big5hkscs")  # supersets of GBK/GB2312 and of Big5
 ENOUGH = 0.8  # share of common characters a Chinese decoding needs to be taken
+RECOGNISED = 0.05  # charset-normalizer's coherence from which it recognised the language
 
 
 @lru_cache(maxsize=1)
@@ -34,8 +37,8 @@ def _common() -> frozenset[str]:
     pairs += [
         (lead, trail, "big5")
         for lead in range(0xA4, 0xC7)
-        for trail in (*range(0x40, 0x7F), *range(0xA1, 0xFF))
-    ]
+        for trail in (*range(0x40, 0x7F), *(range(0xA1, 0xFF) if lead < 0xC6 else ()))
+    ]  # (level 1 ends at C67E: C6A1 and on are kana and symbols)
     chars = (bytes((lead, trail)).decode(codec, "ignore") for lead, trail, codec in pairs)
     return frozenset(c for c in chars if len(c) == 1)
 
@@ -57,7 +60,9 @@ def guess(data: bytes) -> tuple[str, str] | None:
     if best is None or best.encoding is None:
         return None
     text, encoding = str(best), best.encoding
-    if encoding in EAST_ASIAN:
+    # Only a guess made without recognising the language (charset-normalizer's coherence is
+    # nil: too little text) is compared; a recognised Korean or Japanese text is left alone.
+    if encoding in EAST_ASIAN and best.coherence < RECOGNISED:
         chosen = (common_share(text), text, encoding)
         for name in CHINESE:
             if name == encoding:

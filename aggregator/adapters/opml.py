@@ -29,7 +29,10 @@ def read_opml(
     feeds: list[dict[str, Any]] = []
     for feed in result.feeds:
         url = (feed.url or "").strip()
-        if not url.lower().startswith(("http://", "https://")):
+        scheme, colon, rest = url.partition(":")
+        if colon and scheme.lower() in ("http", "https"):
+            url = scheme.lower() + colon + rest  # `HTTP://` is http too
+        if not url.startswith(("http://", "https://")):
             if ignored is not None:
                 shown = url or f"{(feed.title or '').strip() or 'an outline'} (no URL)"
                 ignored.append(f"{shown}: not an http(s) URL, left out")

@@ -226,9 +226,9 @@ def _hashed_body(draft: PostDraft, link: str | None) -> str:
     An HTML body is hashed as published (sanitised): an edit that sanitising removes (a
     script, a comment, an event handler, attribute quoting), such as an archiver saving a page
     again with a new nonce in its scripts, does not move the entry's `updated`. This costs
-    about 0.08 ms a post (reading one costs 0.14 ms without it). A Markdown body is hashed as written: rendering it here too would
-    cost more than reading the post (markdown-it is pure Python), and an edit to Markdown
-    nearly always changes what it renders to.
+    about 0.08 ms a post (reading one costs 0.14 ms without it). A Markdown body is hashed
+    as written: rendering it here too would cost more than reading the post (markdown-it is
+    pure Python), and an edit to Markdown nearly always changes what it renders to.
     """
     if draft.body_format == "html":
         return "html:" + html.sanitise(draft.body, link)
