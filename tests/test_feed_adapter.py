@@ -665,3 +665,14 @@ def test_public_feeds_with_odd_links_keep_the_fast_path(data: bytes) -> None:
     assert (
         feed._fast_parse(data, feed._XML_BASE.findall(data)) is not None
     )  # not 18 times slower for nothing
+
+
+def test_an_item_dated_in_the_future_keeps_its_identity() -> None:
+    from datetime import UTC, datetime
+
+    item = "<item><title>No link</title><pubDate>Thu, 01 Jan 2099 09:30:00 GMT</pubDate></item>"
+    doc = feed.parse_document(_rss(item), "https://n.example/rss")
+    (later,), _ = normalise_document(doc, settings())
+    (now,), _ = normalise_document(doc, settings(not_after=datetime(2098, 12, 31, tzinfo=UTC)))
+    assert now.published is None and later.published is not None
+    assert now.identity_key == later.identity_key

@@ -678,3 +678,14 @@ def test_lead_image_query_is_kept_as_written() -> None:
     relative = post("title: T\nfrom: https://www.zaobao.com/news/a.html\nheadimg: img/b.png")
     assert relative.image == "https://www.zaobao.com/news/img/b.png"
     assert post("title: T\nheadimg: 'javascript:alert(1)'").image is None
+
+
+def test_a_date_in_the_future_is_ignored_but_keeps_the_identity() -> None:
+    """An article without a URL is known by source, title and day: ignoring its date for now
+    must not give it another identity than the one it has once the date is past."""
+    front = "title: 明天的新闻\nauthor: 某报\ndate: 2030-01-02 08:00:00"
+    later = post(front)
+    now = post(front, settings=replace(CST, not_after=utc(2030, 1, 1)))
+    assert now.published is None and later.published == utc(2030, 1, 2)
+    assert now.identity_key == later.identity_key
+    assert now.warnings == ("date 2030-01-02T00:00:00Z is in the future: ignored",)

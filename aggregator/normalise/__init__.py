@@ -166,6 +166,7 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
             "dated when first seen"
         )
     declared_updated = _date(meta, ("updated", "modified", "lastmod"), settings, warnings)
+    dated = published  # for the identity, which must not move with time
     published = not_future(published, settings.not_after, warnings)
     declared_updated = not_future(declared_updated, settings.not_after, warnings, "`updated`")
 
@@ -199,7 +200,7 @@ def normalise_post(draft: PostDraft, settings: PostSettings) -> Version:
     return Version(
         locator=draft.file.locator,
         signature=draft.file.signature,
-        identity_key=identity.identity_key(url_key, source_key, title, published),
+        identity_key=identity.identity_key(url_key, source_key, title, dated),
         title=title,
         link=link,
         published=published,

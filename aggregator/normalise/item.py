@@ -93,10 +93,11 @@ def normalise_item(item: ItemDraft, doc: FeedDocument, settings: ItemSettings) -
         raise ParseError("item has no title, no content and no link")
     title = title or link or ""
 
-    published = not_future(_date(item.published, settings, warnings), settings.not_after, warnings)
-    declared_updated = not_future(
-        _date(item.updated, settings, warnings), settings.not_after, warnings, "`updated`"
-    )
+    written = _date(item.published, settings, warnings)
+    written_updated = _date(item.updated, settings, warnings)
+    dated = written or written_updated  # for the identity, which must not move with time
+    published = not_future(written, settings.not_after, warnings)
+    declared_updated = not_future(written_updated, settings.not_after, warnings, "`updated`")
     if published is None:
         published = declared_updated
 
@@ -122,7 +123,7 @@ def normalise_item(item: ItemDraft, doc: FeedDocument, settings: ItemSettings) -
     if url_key and anchor:
         url_key = f"{url_key}#{anchor}"
     guid = f"{settings.scope}\x1f{item.guid}" if item.guid and not url_key else None
-    key = identity.identity_key(url_key, source_key, title, published, guid=guid)
+    key = identity.identity_key(url_key, source_key, title, dated, guid=guid)
     body_hash = identity.body_hash(
         title,
         link,
