@@ -241,10 +241,11 @@ def run_files_input(
     signatures = store.known_signatures(input_id)
     settings = post_settings(config, inp, now)
     read_under = settings_key(settings)
-    if store.read_settings(input_id) == read_under:
-        changed = [f for f in found if signatures.get(f.locator) != f.signature]
-    else:  # read under other settings (or before they were recorded): read everything again
+    read_again = store.read_settings(input_id) != read_under
+    if read_again:  # read under other settings (or before they were recorded): read all again
         changed = found
+    else:
+        changed = [f for f in found if signatures.get(f.locator) != f.signature]
     present = {f.locator for f in found}
     # Posts in a folder that could not be listed are not gone: their stored copies stay.
     hidden = tuple(s.locator for s in unlisted if s.locator.endswith("/"))
@@ -293,7 +294,9 @@ def run_files_input(
         )
     result.removed = len(gone)
     result.seconds = time.perf_counter() - started
-    store.record_run(input_id, now=now, ok=True, next_due=now + inp.every, read_settings=read_under)
+    # Posts in a folder that could not be listed were not read again: not done yet.
+    done = read_under if not (read_again and hidden) else None
+    store.record_run(input_id, now=now, ok=True, next_due=now + inp.every, read_settings=done)
     timing.info(
         "input %s: %d files, %d read, %d removed in %.2fs",
         inp.display_name,

@@ -77,6 +77,20 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_its_posts_are_kept(
     feed = feedparser.parse((tmp_path / "public" / "all.atom").read_bytes())
     assert sorted(e.title for e in feed.entries) == ["Inner post", "Top post"]
 
+    # new settings while the folder is away: its posts take them once it is back
+    tagged = config_module.parse(
+        {"inputs": [{"kind": "files", "path": "posts", "name": "archive", "tags": ["new"]}]},
+        base_dir=tmp_path,
+    )
+    sync(tagged, workers=1)
+    monkeypatch.undo()
+    sync(tagged, workers=1)
+    feed = feedparser.parse((tmp_path / "public" / "all.atom").read_bytes())
+    assert {e.title: [t.term for t in e.tags] for e in feed.entries} == {
+        "Inner post": ["new"],
+        "Top post": ["new"],
+    }
+
 
 def test_the_input_folder_itself_unlistable_fails_that_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
