@@ -33,7 +33,7 @@ from typing import Any
 
 from aggregator import __version__, due, fetch
 from aggregator.config import Config, FeedInput
-from aggregator.normalise import FUTURE_SLACK, settings_key
+from aggregator.normalise import FUTURE_SLACK, settings_key, urls
 from aggregator.normalise.item import ItemSettings
 from aggregator.normalise.urls import UrlRules
 from aggregator.parsing import ParsedFeed, feed_pool, parse_feed
@@ -118,13 +118,22 @@ class _Writer:
     now: datetime
     versions: list[tuple[int, list[Version]]] = field(default_factory=list)
     states: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    dropped: list[tuple[int, str]] = field(default_factory=list)
+    """(version id, identity key) of copies to delete: see `_rekeyed`."""
     size: int = 0
     _thread: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="aggregator-write")
     )
     _writing: Future[None] | None = None
 
-    def add(self, input_id: int, versions: list[Version], state: dict[str, Any]) -> None:
+    def add(
+        self,
+        input_id: int,
+        versions: list[Version],
+        state: dict[str, Any],
+        dropped: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        self.dropped.extend(dropped)
         if versions:
             self.versions.append((input_id, versions))
             self.size += len(versions)
@@ -136,20 +145,26 @@ class _Writer:
         self.wait()  # the previous batch first (and its error, if it failed)
         if not self.versions and not self.states:
             return
-        batch = (self.versions, self.states)
-        self.versions, self.states, self.size = [], [], 0
+        batch = (self.versions, self.states, self.dropped)
+        self.versions, self.states, self.dropped, self.size = [], [], [], 0
         if self.store.shared_across_threads:
             self._writing = self._thread.submit(self._write, *batch)
         else:  # an in-memory database exists only for this thread
             self._write(*batch)
 
     def _write(
-        self, versions: list[tuple[int, list[Version]]], states: list[tuple[int, dict[str, Any]]]
+        self,
+        versions: list[tuple[int, list[Version]]],
+        states: list[tuple[int, dict[str, Any]]],
+        dropped: list[tuple[int, str]],
     ) -> None:
         with self.store.transaction() as tx:
             for input_id, batch in versions:
                 tx.put_versions(input_id, batch, self.now)
                 tx.mark_pending({v.identity_key for v in batch})
+            if dropped:
+                tx.delete_versions([vid for vid, _ in dropped])
+                tx.mark_pending({key for _, key in dropped})
             tx.update_inputs(states)
 
     def wait(self) -> None:
@@ -170,6 +185,23 @@ class _Writer:
         self._thread.shutdown(wait=True)
         if writing is not None and (error := writing.exception()) is not None:
             log.error("writing fetched items to the store failed: %s", error)
+
+
+def _rekeyed(
+    store: Store, input_id: int, versions: Sequence[Version], rules: UrlRules
+) -> list[tuple[int, str]]:
+    """Copies of this input that items read under new settings replace: the same page (link
+    without its fragment, cleaned by the new rules) under another identity key, such as new
+    tracking parameters or a permalink's anchor give it. Items that left the feed keep their
+    copies, as always."""
+    new = {v.locator for v in versions}
+    pages = {v.link.partition("#")[0] for v in versions if v.link}
+    dropped: list[tuple[int, str]] = []
+    for vid, locator, key, link in store.linked_copies(input_id):
+        page = (urls.clean_url(link, rules) or link).partition("#")[0]
+        if locator not in new and page in pages:
+            dropped.append((vid, key))
+    return dropped
 
 
 def _fetch_in_thread(
@@ -297,6 +329,7 @@ def _finish(
     if parsed is not None and parsed.error:
         error = parsed.error
     versions: list[Version] = []
+    dropped: list[tuple[int, str]] = []
     if parsed is not None and not parsed.error:
         for message in parsed.warnings:
             reporter.warning(url, message)
@@ -305,16 +338,25 @@ def _finish(
             reporter.skipped(f"{url} item {position + 1}", reason)
         known = store.known_signatures(job.input_id)
         read_again = job.read_again
+        stored = store.known_files(job.input_id, list(known)) if read_again else {}
         for v in parsed.versions:
             old = known.get(v.locator)
             if old is None:
                 result.new += 1
                 versions.append(v)
-            elif old != v.signature or read_again:
+            elif old != v.signature:
                 result.updated += 1
                 versions.append(v)
+            elif read_again:  # stored again under the new settings; changed if it shows so
+                versions.append(v)
+                if stored[v.locator].shown == store.shown_of(v):
+                    result.unchanged += 1
+                else:
+                    result.updated += 1
             else:
                 result.unchanged += 1
+        if read_again:
+            dropped = _rekeyed(store, job.input_id, parsed.versions, job.settings.rules)
     outcome = due.Outcome(
         status=fetched.status,
         ok=error is None,
@@ -333,7 +375,7 @@ def _finish(
         result.note = "not modified since the last fetch"
     if "url" in changes:
         reporter.warning(url, f"moved permanently to {changes['url']}; now fetched from there")
-    writer.add(job.input_id, versions, changes)
+    writer.add(job.input_id, versions, changes, dropped)
     reporter.advance(1)
     result.seconds = time.perf_counter() - job.started
     timing.info(

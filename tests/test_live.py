@@ -277,6 +277,31 @@ def test_a_change_of_a_feeds_settings_reads_it_whole_again(tmp_path: Path) -> No
         assert server.requests[2].headers.get("if-none-match")
         assert again.inputs[0].note == "not modified since the last fetch"
 
+        # a setting that changes nothing in these items: read again, and found unchanged
+        zoned = make_config(tmp_path, [{"url": url, "name": "f", "source": "Wire",
+                                        "tags": ["x"], "timezone": "Asia/Tokyo"}])  # fmt: skip
+        third = run(zoned, NOW + timedelta(hours=3), force=True)
+        assert server.requests[3].headers.get("if-none-match") is None
+        assert (third.inputs[0].updated, third.inputs[0].unchanged) == (0, 2)
+        assert third.entries_updated == 0
+
+
+def test_new_url_rules_replace_the_items_they_rename(tmp_path: Path) -> None:
+    """An item whose identity new rules change is one article still, not the old and the new;
+    an item that left the feed meanwhile is kept, as ever."""
+    with hs.serve() as server:
+        first = rss(item(1, link="https://live.example/a/1?ref=rss"), item(2))
+        url = server.route("/f.xml", hs.static(first))
+        run(make_config(tmp_path, [{"url": url, "name": "f"}]))
+        server.route("/f.xml", hs.static(rss(item(1, link="https://live.example/a/1?ref=rss"))))
+        cfg = make_config(
+            tmp_path, [{"url": url, "name": "f"}], identity={"tracking_params": ["ref"]}
+        )
+        report = run(cfg, NOW + timedelta(hours=1), force=True)
+    assert report.entries_removed == 1  # the article as the old rules named it
+    links = sorted(e.link for e in published(cfg).entries)
+    assert links == ["https://live.example/a/1", "https://live.example/a/2"]
+
 
 def test_a_10_mb_feed(tmp_path: Path) -> None:
     body = "这是一段很长的正文。" * 170  # about 5 KB of UTF-8 per item

@@ -516,6 +516,17 @@ class Store:
                     out[loc] = KnownCopy(vid, key, tuple(shown))
         return out
 
+    def linked_copies(self, input_id: int) -> list[tuple[int, str, str, str]]:
+        """(version id, locator, identity key, link) of an input's copies that have a link."""
+        ph = self.placeholder
+        with self.reading() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT id, locator, identity_key, link FROM versions "
+                f"WHERE input_id = {ph} AND link IS NOT NULL",
+                (input_id,),
+            ).all()
+        return [(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
     def shown_of(self, v: Version) -> tuple[Any, ...]:
         """What `KnownCopy.shown` would hold for this copy once stored."""
         t = self.to_db_time
