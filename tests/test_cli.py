@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -575,7 +577,17 @@ def test_ctrl_c_stops_cleanly_and_the_next_sync_finishes(tmp_path: Path) -> None
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
-    time.sleep(1.5)
+    # Interrupted once the first copies are stored: mid-run on any machine, however fast
+    store = tmp_path / "store.db"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db,
+        ):
+            if db.execute("SELECT COUNT(*) FROM versions").fetchone()[0]:
+                break
+        time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     _, stderr = proc.communicate(timeout=60)
     if proc.returncode == 0:
