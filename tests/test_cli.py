@@ -568,6 +568,12 @@ def test_output_path_that_is_a_file_is_one_line_exit_1(site: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def _sigint_default() -> None:
+    """In the child, Ctrl-C as a terminal gives it: a test run started in the background
+    (`make test &`, nohup) ignores SIGINT, and a child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_and_the_next_sync_finishes(tmp_path: Path) -> None:
     _, articles = make_corpus(tmp_path, 2500)
     with hs.serve() as server:
@@ -585,7 +591,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_sync_finishes(tmp_path: Path) -> None
         proc = subprocess.Popen(
             [sys.executable, "-m", "aggregator", "sync", "--workers", "2"],
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_sigint_default,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while not server.hits("/slow.xml") and time.monotonic() < deadline:
