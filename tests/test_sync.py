@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +56,19 @@ def post(folder: Path, name: str, title: str, day: int) -> None:
     (folder / name).write_text(f"{front}<p>{title}</p>\n", encoding="utf-8")
 
 
+def archive_input(tmp_path: Path, **settings: Any) -> config_module.Config:
+    """The configuration of one files input, `archive`, on the folder `posts`."""
+    spec = {"kind": "files", "path": "posts", "name": "archive", **settings}
+    return config_module.parse({"inputs": [spec]}, base_dir=tmp_path)
+
+
 def test_a_folder_that_cannot_be_listed_is_reported_and_its_posts_are_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     archive = tmp_path / "posts"
     post(archive, "top.md", "Top post", 1)
     post(archive / "2021", "inner.md", "Inner post", 2)
-    config = config_module.parse(
-        {"inputs": [{"kind": "files", "path": "posts", "name": "archive"}]}, base_dir=tmp_path
-    )
+    config = archive_input(tmp_path)
     first = sync(config, workers=1)
     assert first.entries_total == 2
 
@@ -78,10 +83,7 @@ def test_a_folder_that_cannot_be_listed_is_reported_and_its_posts_are_kept(
     assert sorted(e.title for e in feed.entries) == ["Inner post", "Top post"]
 
     # new settings while the folder is away: its posts take them once it is back
-    tagged = config_module.parse(
-        {"inputs": [{"kind": "files", "path": "posts", "name": "archive", "tags": ["new"]}]},
-        base_dir=tmp_path,
-    )
+    tagged = archive_input(tmp_path, tags=["new"])
     sync(tagged, workers=1)
     monkeypatch.undo()
     sync(tagged, workers=1)
@@ -96,9 +98,7 @@ def test_the_input_folder_itself_unlistable_fails_that_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     post(tmp_path / "posts", "a.md", "A", 1)
-    config = config_module.parse(
-        {"inputs": [{"kind": "files", "path": "posts", "name": "archive"}]}, base_dir=tmp_path
-    )
+    config = archive_input(tmp_path)
 
     refuse_to_list(monkeypatch, tmp_path / "posts")
     report = sync(config, workers=1)
@@ -112,9 +112,7 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_fatal(tmp_path: Path) -> N
     gbk_name = os.fsencode(archive) + b"/\xd6\xd0\xce\xc4.md"  # 中文 in GBK
     with open(gbk_name, "wb") as fh:
         fh.write(b"---\ntitle: Named in GBK\ndate: 2023-01-01\n---\n<p>x</p>\n")
-    config = config_module.parse(
-        {"inputs": [{"kind": "files", "path": "posts", "name": "archive"}]}, base_dir=tmp_path
-    )
+    config = archive_input(tmp_path)
     recorder = Recorder()
     report = sync(config, workers=1, reporter=recorder)
     assert report.entries_total == 1 and not report.failed
@@ -217,12 +215,10 @@ def test_posts_already_read_follow_a_change_of_their_inputs_settings(tmp_path: P
         "from: https://news.example/b?utm_source=x\n---\n<p>Linked</p>\n",
         encoding="utf-8",
     )
-    spec: dict[str, Any] = {"kind": "files", "path": "posts", "name": "archive"}
-    first = sync(config_module.parse({"inputs": [spec]}, base_dir=tmp_path), workers=1)
+    first = sync(archive_input(tmp_path), workers=1)
     assert first.entries_new == 2
 
-    changed = {**spec, "source": "My Archive", "tags": ["saved"], "timezone": "Asia/Tokyo"}
-    config = config_module.parse({"inputs": [changed]}, base_dir=tmp_path)
+    config = archive_input(tmp_path, source="My Archive", tags=["saved"], timezone="Asia/Tokyo")
     second = sync(config, workers=1)
     (report,) = second.inputs
     assert (report.new, report.updated, report.unchanged) == (0, 2, 0)
@@ -247,9 +243,7 @@ def test_a_post_saved_again_with_only_scripts_changed_is_not_updated(tmp_path: P
     page = "---\ntitle: Saved page\ndate: 2023-05-01 08:00:00\n---\n<p>{}</p>{}\n"
     target = archive / "a.html"
     target.write_text(page.format("Text", "<script>var nonce = 1;</script>"), encoding="utf-8")
-    config = config_module.parse(
-        {"inputs": [{"kind": "files", "path": "posts"}]}, base_dir=tmp_path
-    )
+    config = archive_input(tmp_path)
     assert sync(config, workers=1).entries_new == 1
     before = (tmp_path / "public" / "all.atom").read_bytes()
 
@@ -274,9 +268,7 @@ def test_a_date_past_the_end_of_time_is_a_warning_and_the_run_goes_on(tmp_path: 
         "---\ntitle: Far future\ndate: 9999-12-31 23:00:00 -05:00\n---\n<p>x</p>\n",
         encoding="utf-8",
     )
-    config = config_module.parse(
-        {"inputs": [{"kind": "files", "path": "posts"}]}, base_dir=tmp_path
-    )
+    config = archive_input(tmp_path)
     recorder = Recorder()
     report = sync(config, workers=1, reporter=recorder)
     assert report.entries_new == 2 and not report.failed
@@ -289,9 +281,7 @@ def test_touched_files_are_read_again_and_reported_unchanged(tmp_path: Path) -> 
     archive = tmp_path / "posts"
     for day in (1, 2, 3):
         post(archive, f"p{day}.md", f"Post {day}", day)
-    config = config_module.parse(
-        {"inputs": [{"kind": "files", "path": "posts"}]}, base_dir=tmp_path
-    )
+    config = archive_input(tmp_path)
     sync(config, workers=1)
     for day in (1, 2):
         os.utime(archive / f"p{day}.md", ns=(10**18, 10**18))
@@ -306,8 +296,6 @@ def test_touched_files_are_read_again_and_reported_unchanged(tmp_path: Path) -> 
 
 
 def test_a_date_in_the_future_is_ignored_with_a_warning(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-
     archive = tmp_path / "posts"
     post(archive, "old.md", "Old post", 1)
     (archive / "ahead.md").write_text(
@@ -315,9 +303,7 @@ def test_a_date_in_the_future_is_ignored_with_a_warning(tmp_path: Path) -> None:
         "<p>x</p>\n",
         encoding="utf-8",
     )
-    config = config_module.parse(
-        {"inputs": [{"kind": "files", "path": "posts"}]}, base_dir=tmp_path
-    )
+    config = archive_input(tmp_path)
     now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
     recorder = Recorder()
     sync(config, now=now, workers=1, reporter=recorder)
