@@ -159,7 +159,7 @@ def _fast_parse(data: bytes, bases: list[bytes]) -> Any | None:
         return None
     if parsed.get("bozo") or not parsed.get("version"):
         return None
-    if bases and (str(parsed.get("version")).startswith("rss") or _root_base(data) is None):
+    if bases and (str(parsed.get("version")).startswith("rss") or _root_base(data, bases) is None):
         # feedparser-rs ignores xml:base in RSS, and in Atom it applies it to links but does
         # not say which base each content's relative URLs are relative to; feedparser does
         # both. An Atom document with one xml:base, on its root, keeps the fast path: that
@@ -173,9 +173,9 @@ def _fast_parse(data: bytes, bases: list[bytes]) -> Any | None:
 _ROOT_START = re.compile(rb"<(?:\w+:)?feed\b[^>]*>")
 
 
-def _root_base(data: bytes) -> bytes | None:
-    """The `xml:base` of an Atom document when it declares exactly one, on its root element."""
-    bases = _XML_BASE.findall(data)
+def _root_base(data: bytes, bases: list[bytes]) -> bytes | None:
+    """The `xml:base` of an Atom document when it declares exactly one (`bases`, all it
+    declares), on its root element."""
     root = _ROOT_START.search(data)
     if len(bases) != 1 or root is None:
         return None
@@ -265,7 +265,7 @@ def _parse_xml(text: str, url: str) -> FeedDocument:
         warnings.append(f"not well-formed, read leniently ({reason})")
     language = feed.get("language") or None
     base = _item_base(parsed, url, bases)
-    root_base = _root_base(data) if fast and bases else None
+    root_base = _root_base(data, bases) if fast and bases else None
     content_base = _absolute(root_base.decode("utf-8", "replace"), url) if root_base else None
     return FeedDocument(
         title=feed.get("title") or None,
