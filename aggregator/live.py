@@ -338,7 +338,7 @@ def _finish(
             reporter.skipped(f"{url} item {position + 1}", reason)
         known = store.known_signatures(job.input_id)
         read_again = job.read_again and bool(known)  # a first fetch has nothing to read again
-        stored = store.known_files(job.input_id, list(known)) if read_again else {}
+        stored = store.known_copies(job.input_id, list(known)) if read_again else {}
         for v in parsed.versions:
             old = known.get(v.locator)
             if old is None:

@@ -332,7 +332,7 @@ def run_origin_input(
             reporter.warning(target.url, "the original page changed: stored as a new revision")
         if known.get(version.locator) != version.signature:
             versions.append(version)
-    old = store.known_files(input_id, gone_locators) if gone_locators else {}
+    old = store.known_copies(input_id, gone_locators) if gone_locators else {}
     with store.transaction() as tx:
         tx.put_versions(input_id, versions, now)
         tx.delete_versions([c.version_id for c in old.values()])

@@ -254,7 +254,7 @@ def run_files_input(
         result.skipped.append(folder)
         reporter.skipped(display_path(root, folder.locator), folder.reason)
     reread = [f.locator for f in changed if f.locator in signatures]
-    known = store.known_files(input_id, [*missing, *reread]) if missing or reread else {}
+    known = store.known_copies(input_id, [*missing, *reread]) if missing or reread else {}
     gone = [(loc, known[loc].version_id, known[loc].identity_key) for loc in missing]
     result.unchanged = len(found) - len(changed)
     reporter.input_started(inp.display_name, len(changed))

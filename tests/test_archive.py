@@ -72,7 +72,7 @@ def post(
 
 def put(store: Store, input_id: int, *versions: Version) -> None:
     """Store copies (new or replacing those of the same locator) and decide their entries."""
-    known = store.known_files(input_id, [v.locator for v in versions])
+    known = store.known_copies(input_id, [v.locator for v in versions])
     old = {known[v.locator][1] for v in versions if v.locator in known}
     write_batch(store, input_id, versions, (), old, NOW)
 
@@ -313,7 +313,7 @@ def test_an_entry_that_leaves_a_feed_leaves_its_page(
     publish(store, config)
     # post 1 loses tag `a` (it stays in `all`); post 3 is deleted
     put(store, archive_input, post(1, day(1)))
-    known = store.known_files(archive_input, ["3.md"])
+    known = store.known_copies(archive_input, ["3.md"])
     write_batch(store, archive_input, (), [known["3.md"][0]], [known["3.md"][1]], NOW)
     publish(store, config)
     pages = check_archives(store, config)
@@ -363,7 +363,7 @@ def test_a_feed_that_fits_its_document_is_complete_until_it_grows(
         assert not doc.complete and doc.links["prev-archive"] == ref.archive_url(BASE, 2, fmt)
     assert [len(p) for p in check_archives(store, config)["tag:x", "atom"]] == [3, 0]
 
-    known = store.known_files(archive_input, ["3.md"])
+    known = store.known_copies(archive_input, ["3.md"])
     write_batch(store, archive_input, (), [known["3.md"][0]], [known["3.md"][1]], NOW)
     result = publish(store, config)
     assert all(read(config.output_dir, ref.url(BASE, f), f).complete for f in FORMATS)

@@ -36,7 +36,7 @@ GUANCHA: Tag = ("观察者网", "观察者网")
 def known_copies(store: Store, input_id: int) -> dict[str, tuple[int, str, str]]:
     """locator -> (version id, signature, identity key), from the store's two lookups."""
     signatures = store.known_signatures(input_id)
-    ids = store.known_files(input_id, list(signatures))
+    ids = store.known_copies(input_id, list(signatures))
     return {loc: (ids[loc][0], sig, ids[loc][1]) for loc, sig in signatures.items()}
 
 

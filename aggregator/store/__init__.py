@@ -53,7 +53,7 @@ from aggregator.types import FeedItem, OriginTarget, Version, is_mark
 
 
 class KnownCopy(NamedTuple):
-    """A stored copy, as far as reading its file again needs to know."""
+    """A stored copy, as far as reading its file or item again needs to know."""
 
     version_id: int
     identity_key: str
@@ -500,7 +500,7 @@ class Store:
             )
         return int(done.rowcount or 0)
 
-    def known_files(self, input_id: int, locators: Sequence[str]) -> dict[str, KnownCopy]:
+    def known_copies(self, input_id: int, locators: Sequence[str]) -> dict[str, KnownCopy]:
         """locator -> what is stored of these copies of an input (see `KnownCopy`)."""
         ph = self.placeholder
         out: dict[str, KnownCopy] = {}
